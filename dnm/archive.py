@@ -1,0 +1,440 @@
+"""Writing crawls into the archive: one crawl row, then each page with its snapshots, one transaction a page.
+
+Snapshots are only ever added: a later crawl writes new rows and never touches an earlier crawl's.
+Entities (markets, vendors, listings, categories, keys) are upserted by the market's own ids.
+Feedback is the exception by design: one row per feedback, sighted again by later crawls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dnm.normalize.dates import TimeSpan
+from dnm.normalize.prices import Price
+from dnm.normalize.regions import Regions
+from dnm.profile import Profile
+from dnm.records import Record
+from models import (
+    Category,
+    CategoryObservation,
+    Crawl,
+    Feedback,
+    Listing,
+    ListingPrice,
+    ListingSnapshot,
+    Market,
+    Page,
+    PgpKey,
+    ShippingOption,
+    ShippingRegion,
+    Vendor,
+    VendorKey,
+    VendorSnapshot,
+)
+from models.db import session_factory
+
+
+@dataclass(frozen=True)
+class CapturedPage:
+    """What the archive needs to know about a page to file its records."""
+
+    url: str
+    page_type: str
+    status: int
+    sha256: str
+    size: int
+    fetched_at: datetime
+    server_time: datetime | None
+    extraction_errors: int
+
+
+@dataclass(frozen=True)
+class CrawlSetup:
+    """How a crawl was run, recorded on its row."""
+
+    tool_version: str
+    settings_sha256: str
+    transport: str
+    mirror: str | None = None
+    tor_version: str | None = None
+
+
+class ArchiveWriter:
+    """Files one crawl's pages and records into the archive."""
+
+    def __init__(self, engine: Engine, profile: Profile, setup: CrawlSetup) -> None:
+        self.engine = engine
+        self.profile = profile
+        self.setup = setup
+        self.sessions = session_factory(engine)
+        self.crawl_id: int | None = None
+        self.market_id: int | None = None
+        self._vendors: dict[str, int] = {}
+        self._listings: dict[str, int] = {}
+        self._categories: dict[str, int] = {}
+        self._keys: dict[str, int] = {}
+        self._seen: set[tuple[str, int]] = set()
+        self.duplicates = 0
+
+    # -- crawl lifecycle -------------------------------------------------------------------
+
+    def begin(self) -> int:
+        """Create the market if new and a `running` crawl row; returns the crawl id."""
+        now = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            market = session.scalar(select(Market).where(Market.slug == self.profile.market))
+            if market is None:
+                market = Market(slug=self.profile.market, name=self.profile.name, created_at=now)
+                session.add(market)
+                session.flush()
+            crawl = Crawl(
+                market_id=market.id,
+                started_at=now,
+                status="running",
+                tool_version=self.setup.tool_version,
+                profile_version=self.profile.parser_version,
+                profile_sha256=self.profile.sha256,
+                settings_sha256=self.setup.settings_sha256,
+                transport=self.setup.transport,
+                tor_version=self.setup.tor_version,
+                mirror=self.setup.mirror,
+            )
+            session.add(crawl)
+            session.flush()
+            self.crawl_id, self.market_id = crawl.id, market.id
+        return self.crawl_id
+
+    def finish(self, status: str, reason: str | None, stats: dict[str, Any]) -> None:
+        """Close the crawl row with its final status and stats."""
+        with self.sessions.begin() as session:
+            crawl = session.get(Crawl, self.crawl_id)
+            assert crawl is not None
+            crawl.finished_at = datetime.now(UTC)
+            crawl.status = status
+            crawl.status_reason = reason
+            crawl.stats = json.loads(json.dumps(stats, default=str))
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def write_page(self, page: CapturedPage, records: list[Record]) -> None:
+        """Store a page and its records atomically: either all of it is archived or none."""
+        with self.sessions.begin() as session:
+            row = Page(
+                crawl_id=self.crawl_id,
+                url=page.url,
+                page_type=page.page_type,
+                status=page.status,
+                fetched_at=page.fetched_at,
+                server_time=page.server_time,
+                sha256=page.sha256,
+                size=page.size,
+                extraction_errors=page.extraction_errors,
+            )
+            session.add(row)
+            session.flush()
+            # Vendors first: listings and feedback on the same page refer to them.
+            for record in sorted(records, key=lambda r: r.kind != "vendor"):
+                getattr(self, f"_store_{record.kind}")(session, row, page, record)
+
+    # -- entities --------------------------------------------------------------------------
+
+    def _vendor_id(self, session: Session, key: str, name: str | None, seen_at: datetime) -> int:
+        if key in self._vendors:
+            return self._vendors[key]
+        vendor = session.scalar(select(Vendor).where(Vendor.market_id == self.market_id, Vendor.vendor_key == key))
+        if vendor is None:
+            vendor = Vendor(market_id=self.market_id, vendor_key=key, name=name or key, first_seen_at=seen_at)
+            session.add(vendor)
+            session.flush()
+        self._vendors[key] = vendor.id
+        return vendor.id
+
+    def _listing_id(self, session: Session, key: str, seen_at: datetime) -> int:
+        if key in self._listings:
+            return self._listings[key]
+        listing = session.scalar(
+            select(Listing).where(Listing.market_id == self.market_id, Listing.listing_key == key)
+        )
+        if listing is None:
+            listing = Listing(market_id=self.market_id, listing_key=key, first_seen_at=seen_at)
+            session.add(listing)
+            session.flush()
+        self._listings[key] = listing.id
+        return listing.id
+
+    def _category_id(self, session: Session, path: list[str], key: str | None = None) -> int:
+        path_key = " > ".join(path)
+        if path_key in self._categories:
+            return self._categories[path_key]
+        category = session.scalar(
+            select(Category).where(Category.market_id == self.market_id, Category.path_key == path_key)
+        )
+        if category is None:
+            category = Category(market_id=self.market_id, path_key=path_key, path=list(path), category_key=key)
+            session.add(category)
+            session.flush()
+        elif key and category.category_key is None:
+            category.category_key = key
+        self._categories[path_key] = category.id
+        return category.id
+
+    def _key_id(self, session: Session, fingerprint: str, armored: str, seen_at: datetime) -> int:
+        if fingerprint in self._keys:
+            return self._keys[fingerprint]
+        key = session.scalar(select(PgpKey).where(PgpKey.fingerprint == fingerprint))
+        if key is None:
+            key = PgpKey(fingerprint=fingerprint, armored=armored, first_seen_at=seen_at)
+            session.add(key)
+            session.flush()
+        self._keys[fingerprint] = key.id
+        return key.id
+
+    def _first_sighting(self, kind: str, entity_id: int) -> bool:
+        """True once per entity per crawl: a second page showing the same listing is not a second snapshot."""
+        if (kind, entity_id) in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen.add((kind, entity_id))
+        return True
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _store_category(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+        values = record.values
+        category_id = self._category_id(session, values["path"], values.get("category_id"))
+        if not self._first_sighting("category", category_id):
+            return
+        session.add(
+            CategoryObservation(
+                category_id=category_id,
+                crawl_id=self.crawl_id,
+                page_id=row.id,
+                observed_at=page.fetched_at,
+                listing_count=values.get("listing_count"),
+            )
+        )
+
+    def _store_vendor(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+        values = record.values
+        vendor_id = self._vendor_id(session, values["vendor_id"], values["name"], page.fetched_at)
+        if not self._first_sighting("vendor", vendor_id):
+            return
+        last_seen: TimeSpan | None = values.get("last_seen")
+        key = values.get("pgp_key")
+        key_id = self._key_id(session, key["fingerprint"], key["armored"], page.fetched_at) if key else None
+        printed = values.get("fingerprint")
+        snapshot = VendorSnapshot(
+            vendor_id=vendor_id,
+            crawl_id=self.crawl_id,
+            page_id=row.id,
+            observed_at=page.fetched_at,
+            url=page.url,
+            page_sha256=page.sha256,
+            content_sha256=content_hash(values),
+            profile_version=self.profile.parser_version,
+            name=values["name"],
+            name_shown=str(record.shown.get("name", values["name"])),
+            level=values.get("level"),
+            trust_level=values.get("trust_level"),
+            sales=values.get("sales"),
+            rating=values.get("rating"),
+            joined_on=values.get("joined_on"),
+            last_seen_earliest=last_seen.earliest if last_seen else None,
+            last_seen_latest=last_seen.latest if last_seen else None,
+            last_seen_shown=_shown(record, "last_seen"),
+            status=values.get("status"),
+            feedback_count=values.get("feedback_count"),
+            fingerprint_shown=printed,
+            pgp_key_id=key_id,
+        )
+        session.add(snapshot)
+        vendor = session.get(Vendor, vendor_id)
+        assert vendor is not None
+        vendor.name = values["name"]  # the entity carries the latest name; snapshots keep history
+        if key_id is not None:
+            self._link_key(session, vendor_id, key_id, None if printed is None else printed == key["fingerprint"])
+
+    def _link_key(self, session: Session, vendor_id: int, key_id: int, matches: bool | None) -> None:
+        link = session.scalar(
+            select(VendorKey).where(VendorKey.vendor_id == vendor_id, VendorKey.pgp_key_id == key_id)
+        )
+        if link is None:
+            session.add(
+                VendorKey(
+                    vendor_id=vendor_id,
+                    pgp_key_id=key_id,
+                    first_crawl_id=self.crawl_id,
+                    last_crawl_id=self.crawl_id,
+                    printed_fingerprint_matches=matches,
+                )
+            )
+        else:
+            link.last_crawl_id = self.crawl_id
+            if matches is not None:
+                link.printed_fingerprint_matches = matches
+
+    def _store_listing(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+        values = record.values
+        listing_id = self._listing_id(session, values["listing_id"], page.fetched_at)
+        if not self._first_sighting("listing", listing_id):
+            return
+        vendor_key = values.get("vendor_id") or values.get("vendor")
+        vendor_id = (
+            self._vendor_id(session, vendor_key, values.get("vendor"), page.fetched_at) if vendor_key else None
+        )
+        path = values.get("category")
+        category_id = self._category_id(session, path) if path else None
+        price: Price | None = values.get("price")
+        snapshot = ListingSnapshot(
+            listing_id=listing_id,
+            crawl_id=self.crawl_id,
+            page_id=row.id,
+            observed_at=page.fetched_at,
+            url=page.url,
+            page_sha256=page.sha256,
+            content_sha256=content_hash(values),
+            profile_version=self.profile.parser_version,
+            vendor_id=vendor_id,
+            vendor_name=values.get("vendor"),
+            category_id=category_id,
+            title=values["title"],
+            description=values.get("description"),
+            price_amount=price.amount if price else None,
+            price_currency=price.currency if price else None,
+            price_unit=price.unit if price else None,
+            price_shown=price.shown if price else _shown(record, "prices"),
+            escrow=values.get("escrow"),
+            stock=values.get("stock"),
+            stock_shown=_shown(record, "stock"),
+            ships_from_shown=_shown(record, "ships_from"),
+            ships_to_shown=_shown(record, "ships_to"),
+        )
+        session.add(snapshot)
+        session.flush()
+        for position, shown_price in enumerate(values.get("prices") or []):
+            session.add(
+                ListingPrice(
+                    snapshot_id=snapshot.id,
+                    position=position,
+                    amount=shown_price.amount,
+                    currency=shown_price.currency,
+                    unit=shown_price.unit,
+                    shown=shown_price.shown,
+                )
+            )
+        for role, codes in _region_roles(values):
+            for position, code in enumerate(codes):
+                session.add(ShippingRegion(snapshot_id=snapshot.id, role=role, position=position, code=code))
+        for position, option in enumerate(values.get("shipping_options") or []):
+            option_price: Price | None = option.get("price")
+            session.add(
+                ShippingOption(
+                    snapshot_id=snapshot.id,
+                    position=position,
+                    name=option.get("name") or "",
+                    price_amount=option_price.amount if option_price else None,
+                    price_currency=option_price.currency if option_price else None,
+                    shown=option_price.shown if option_price else None,
+                )
+            )
+
+    def _store_feedback(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+        values = record.values
+        vendor_id = self._vendor_id(session, values["vendor_id"], None, page.fetched_at)
+        listing_id = self._listing_id(session, values["listing_id"], page.fetched_at) if values.get("listing_id") else None
+        posted: TimeSpan | None = values.get("posted")
+        price: Price | None = values.get("price")
+        text_sha256 = hashlib.sha256(values["text"].encode()).hexdigest()
+        candidates = session.scalars(
+            select(Feedback).where(
+                Feedback.vendor_id == vendor_id,
+                Feedback.text_sha256 == text_sha256,
+                # A feedback already sighted in this crawl is a different one with the same words.
+                Feedback.last_crawl_id != self.crawl_id,
+            )
+        ).all()
+        for known in candidates:
+            if (
+                known.buyer == values.get("buyer")
+                and known.rating == values.get("rating")
+                and known.listing_id == listing_id
+                and _overlaps(known.posted_earliest, known.posted_latest, posted)
+            ):
+                if posted is not None:
+                    known.posted_earliest = max(filter(None, (known.posted_earliest, posted.earliest)))
+                    known.posted_latest = min(filter(None, (known.posted_latest, posted.latest)))
+                known.last_crawl_id = self.crawl_id
+                known.last_seen_at = page.fetched_at
+                known.sightings += 1
+                return
+        session.add(
+            Feedback(
+                vendor_id=vendor_id,
+                listing_id=listing_id,
+                rating=values.get("rating"),
+                text=values["text"],
+                text_sha256=text_sha256,
+                buyer=values.get("buyer"),
+                posted_earliest=posted.earliest if posted else None,
+                posted_latest=posted.latest if posted else None,
+                price_amount=price.amount if price else None,
+                price_currency=price.currency if price else None,
+                first_crawl_id=self.crawl_id,
+                first_seen_at=page.fetched_at,
+                first_page_sha256=page.sha256,
+                last_crawl_id=self.crawl_id,
+                last_seen_at=page.fetched_at,
+                sightings=1,
+            )
+        )
+        session.flush()
+
+
+def content_hash(values: dict[str, Any]) -> str:
+    """SHA-256 of a record's normalized values in canonical JSON: equal hashes mean nothing changed."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=_canonical).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, tuple | set):
+        return list(value)
+    return str(value)
+
+
+def _shown(record: Record, name: str) -> str | None:
+    value = record.shown.get(name)
+    if value is None:
+        return None
+    return " | ".join(value) if isinstance(value, list) else str(value)
+
+
+def _region_roles(values: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+    roles: list[tuple[str, tuple[str, ...]]] = []
+    ships_from: Regions | None = values.get("ships_from")
+    ships_to: Regions | None = values.get("ships_to")
+    if ships_from is not None:
+        roles.append(("from", ships_from.codes))
+    if ships_to is not None:
+        roles.append(("to", ships_to.codes))
+        roles.append(("excluded", ships_to.excluded))
+    return roles
+
+
+def _overlaps(earliest: datetime | None, latest: datetime | None, span: TimeSpan | None) -> bool:
+    if span is None or earliest is None or latest is None:
+        return True
+    return earliest <= span.latest and span.earliest <= latest

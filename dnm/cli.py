@@ -1,0 +1,254 @@
+"""The `dnm` command: crawl markets, export the archive, and run the demo market."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 1 (or its own)."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except CliError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnm", description="Archive dark-web marketplaces over Tor for research and evidence."
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    crawl = commands.add_parser("crawl", help="crawl one or more markets into the archive and print a summary")
+    crawl.add_argument("markets", nargs="+", metavar="MARKET", help="market profile name(s) in config/markets/")
+    crawl.add_argument("--mirror", help="base URL to crawl instead of the profile's first mirror (one market only)")
+    _add_crawl_options(crawl)
+    crawl.set_defaults(handler=cmd_crawl)
+
+    export = commands.add_parser("export", help="export archived snapshots as JSON Lines or CSV")
+    export.add_argument("kind", choices=("listings", "vendors", "feedback"))
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--market", help="only this market")
+    export.add_argument("--crawl", type=int, help="only this crawl id")
+    export.add_argument("--since", type=_timestamp, help="observed at or after (ISO date or time, UTC)")
+    export.add_argument("--until", type=_timestamp, help="observed before (ISO date or time, UTC)")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    export.set_defaults(handler=cmd_export)
+
+    summary = commands.add_parser("summary", help="print the summary of a crawl (default: the latest)")
+    summary.add_argument("--crawl", type=int)
+    summary.add_argument("--database")
+    summary.set_defaults(handler=cmd_summary)
+
+    demo = commands.add_parser("demo", help="the demo marketplace: serve it, dump its ground truth, crawl it")
+    demo_commands = demo.add_subparsers(title="demo commands", metavar="COMMAND")
+    serve = demo_commands.add_parser("serve", help="serve demo markets over HTTP on loopback until interrupted")
+    serve.add_argument("--market", action="append", help="market to serve (repeatable; default: all)")
+    serve.add_argument("--day", type=int, default=1)
+    serve.add_argument("--seed", type=int, default=1)
+    serve.add_argument("--scale", default="small")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8401, help="port of the first market; the next ones follow")
+    serve.set_defaults(handler=cmd_demo_serve)
+    truth = demo_commands.add_parser("truth", help="write the demo market's ground truth for a day as JSON Lines")
+    truth.add_argument("--market", required=True)
+    truth.add_argument("--day", type=int, required=True)
+    truth.add_argument("--kind", default="listings", choices=("listings", "vendors", "feedback", "categories"))
+    truth.add_argument("--seed", type=int, default=1)
+    truth.add_argument("--scale", default="small")
+    truth.add_argument("--output", "-o", type=Path)
+    truth.set_defaults(handler=cmd_demo_truth)
+    run = demo_commands.add_parser("run", help="serve the demo markets and crawl them all into the archive")
+    run.add_argument("--day", type=int, default=1)
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--scale", default="small")
+    _add_crawl_options(run)
+    run.set_defaults(handler=cmd_demo_run)
+    return parser
+
+
+def _add_crawl_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    parser.add_argument(
+        "--transport", choices=("tor", "direct"), help="tor (default) or direct, for hosts named with --allow-host"
+    )
+    parser.add_argument(
+        "--allow-host", action="append", default=[], metavar="HOST", help="a host that may be fetched without Tor"
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Scrapy setting")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log at INFO level")
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _overrides(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"--set takes NAME=VALUE, not {item!r}", EXIT_USAGE)
+        overrides[name] = value
+    if args.database:
+        overrides["DNM_DATABASE_URL"] = args.database
+    if args.transport:
+        overrides["DNM_TRANSPORT"] = args.transport
+    if args.allow_host:
+        overrides["DNM_ALLOWED_HOSTS"] = list(args.allow_host)
+    overrides.setdefault("LOG_LEVEL", "INFO" if args.verbose else ("WARNING" if progress else "INFO"))
+    return overrides
+
+
+def _crawl_and_summarize(jobs: list[Any], overrides: dict[str, Any], progress: bool) -> int:
+    from dnm.crawler import run_crawls
+    from dnm.summary import render, summarize
+    from models.db import open_engine
+
+    crawl_ids = run_crawls(jobs, overrides, progress=progress)
+    engine = open_engine(overrides.get("DNM_DATABASE_URL"))
+    console = Console()
+    status = EXIT_OK
+    for job, crawl_id in zip(jobs, crawl_ids, strict=True):
+        if crawl_id is None:
+            console.print(f"[bold red]crawl of {job.market} did not start[/] (see the log above)")
+            status = EXIT_FAILED
+            continue
+        summary = summarize(engine, crawl_id)
+        render(summary, console)
+        if summary.status == "failed":
+            status = EXIT_FAILED
+        elif summary.status != "complete" and status == EXIT_OK:
+            status = EXIT_PARTIAL
+    return status
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from dnm.crawler import CrawlJob
+    from dnm.profile import ProfileError, load_profile
+
+    if args.mirror and len(args.markets) > 1:
+        raise CliError("--mirror applies to one market; crawl the others separately", EXIT_USAGE)
+    for market in args.markets:
+        try:
+            load_profile(market)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from exc
+    progress = sys.stderr.isatty() and not args.no_progress
+    jobs = [CrawlJob(market, args.mirror) for market in args.markets]
+    return _crawl_and_summarize(jobs, _overrides(args, progress), progress)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dnm.export import WRITERS, ExportFilter, export_rows
+    from models.db import open_engine
+
+    engine = open_engine(args.database)
+    filters = ExportFilter(market=args.market, crawl_id=args.crawl, since=args.since, until=args.until)
+    rows = export_rows(engine, args.kind, filters)
+    with ExitStack() as stack:
+        out: IO[str] = (
+            stack.enter_context(args.output.open("w", encoding="utf-8", newline=""))
+            if args.output
+            else sys.stdout
+        )
+        count = WRITERS[args.format](rows, out)
+    if args.output:
+        Console(stderr=True).print(f"{count} {args.kind} rows written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from dnm.summary import render, summarize
+    from models import Crawl
+    from models.db import open_engine
+
+    engine = open_engine(args.database)
+    crawl_id = args.crawl
+    if crawl_id is None:
+        with Session(engine) as session:
+            crawl_id = session.scalar(select(Crawl.id).order_by(Crawl.id.desc()).limit(1))
+        if crawl_id is None:
+            raise CliError("the archive holds no crawl yet")
+    try:
+        render(summarize(engine, crawl_id))
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
+    return EXIT_OK
+
+
+def cmd_demo_serve(args: argparse.Namespace) -> int:
+    from demo.server import serve_forever
+
+    markets = args.market or None
+    serve_forever(markets=markets, day=args.day, seed=args.seed, scale=args.scale, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_demo_truth(args: argparse.Namespace) -> int:
+    from demo.truth import truth
+    from dnm.export import write_jsonl
+
+    rows = truth(args.market, args.day, seed=args.seed, scale=args.scale, kind=args.kind)
+    with ExitStack() as stack:
+        out: IO[str] = stack.enter_context(args.output.open("w", encoding="utf-8")) if args.output else sys.stdout
+        write_jsonl(rows, out)
+    return EXIT_OK
+
+
+def cmd_demo_run(args: argparse.Namespace) -> int:
+    from demo.server import DemoServer
+    from demo.truth import MARKETS
+    from dnm.crawler import CrawlJob
+
+    progress = sys.stderr.isatty() and not args.no_progress
+    console = Console()
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(DemoServer(market, args.day, seed=args.seed, scale=args.scale)) for market in MARKETS
+        ]
+        for server in servers:
+            console.print(f"demo market [bold]{server.market}[/] (day {args.day}) serving at {server.url}")
+        args.transport = args.transport or "direct"
+        args.allow_host = [*args.allow_host, *sorted({urlsplit(s.url).hostname or "" for s in servers})]
+        jobs = [CrawlJob(server.market, server.url) for server in servers]
+        return _crawl_and_summarize(jobs, _overrides(args, progress), progress)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Exporting the archive: rows in the documented export schema, written as JSON Lines or CSV.
+
+One row per snapshot (listings, vendors) or per feedback; filters by market, crawl and observation
+time. The schema is the researcher's contract (docs/data-dictionary.md) and the demo market's
+ground truth uses the same one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy import Engine, Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from models import (
+    Category,
+    Crawl,
+    Feedback,
+    Listing,
+    ListingSnapshot,
+    Market,
+    PgpKey,
+    Vendor,
+    VendorSnapshot,
+)
+
+KINDS = ("listings", "vendors", "feedback")
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which rows to export; every field is optional."""
+
+    market: str | None = None
+    crawl_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def export_rows(engine: Engine, kind: str, filters: ExportFilter) -> Iterator[dict[str, Any]]:
+    """Rows of one export kind, oldest observation first."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown export kind {kind!r}; choose from {', '.join(KINDS)}")
+    with Session(engine) as session:
+        yield from {"listings": _listings, "vendors": _vendors, "feedback": _feedback}[kind](session, filters)
+
+
+def _snapshot_filters(query: Select[Any], snapshot: Any, filters: ExportFilter) -> Select[Any]:
+    if filters.market:
+        query = query.where(Market.slug == filters.market)
+    if filters.crawl_id is not None:
+        query = query.where(snapshot.crawl_id == filters.crawl_id)
+    if filters.since:
+        query = query.where(snapshot.observed_at >= filters.since)
+    if filters.until:
+        query = query.where(snapshot.observed_at < filters.until)
+    return query
+
+
+def _listings(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any]]:
+    query = (
+        select(ListingSnapshot, Listing, Market, Vendor, Category)
+        .join(Listing, ListingSnapshot.listing_id == Listing.id)
+        .join(Market, Listing.market_id == Market.id)
+        .outerjoin(Vendor, ListingSnapshot.vendor_id == Vendor.id)
+        .outerjoin(Category, ListingSnapshot.category_id == Category.id)
+        .options(
+            selectinload(ListingSnapshot.regions),
+            selectinload(ListingSnapshot.shipping_options),
+        )
+        .order_by(ListingSnapshot.observed_at, ListingSnapshot.id)
+    )
+    query = _snapshot_filters(query, ListingSnapshot, filters)
+    for snap, listing, market, vendor, category in session.execute(query).yield_per(500):
+        regions: dict[str, list[str]] = {"from": [], "to": [], "excluded": []}
+        for region in snap.regions:
+            regions[region.role].append(region.code)
+        yield {
+            "market": market.slug,
+            "listing_id": listing.listing_key,
+            "crawl_id": snap.crawl_id,
+            "observed_at": _iso(snap.observed_at),
+            "title": snap.title,
+            "description": snap.description,
+            "vendor": snap.vendor_name or (vendor.name if vendor else None),
+            "vendor_id": vendor.vendor_key if vendor else None,
+            "category": list(category.path) if category else [],
+            "price_amount": _decimal(snap.price_amount),
+            "price_currency": snap.price_currency,
+            "price_unit": snap.price_unit,
+            "price_shown": snap.price_shown,
+            "ships_from": regions["from"],
+            "ships_to": regions["to"],
+            "ships_to_excluded": regions["excluded"],
+            "escrow": snap.escrow,
+            "stock": snap.stock,
+            "shipping_options": [
+                {
+                    "name": option.name,
+                    "price_amount": _decimal(option.price_amount),
+                    "price_currency": option.price_currency,
+                }
+                for option in snap.shipping_options
+            ],
+            "url": snap.url,
+            "page_sha256": snap.page_sha256,
+            "profile_version": snap.profile_version,
+        }
+
+
+def _vendors(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any]]:
+    query = (
+        select(VendorSnapshot, Vendor, Market, PgpKey)
+        .join(Vendor, VendorSnapshot.vendor_id == Vendor.id)
+        .join(Market, Vendor.market_id == Market.id)
+        .outerjoin(PgpKey, VendorSnapshot.pgp_key_id == PgpKey.id)
+        .order_by(VendorSnapshot.observed_at, VendorSnapshot.id)
+    )
+    query = _snapshot_filters(query, VendorSnapshot, filters)
+    for snap, vendor, market, key in session.execute(query).yield_per(500):
+        yield {
+            "market": market.slug,
+            "vendor": snap.name,
+            "vendor_id": vendor.vendor_key,
+            "crawl_id": snap.crawl_id,
+            "observed_at": _iso(snap.observed_at),
+            "name_shown": snap.name_shown,
+            "level": snap.level,
+            "trust_level": snap.trust_level,
+            "sales": snap.sales,
+            "rating": _decimal(snap.rating),
+            "joined_on": _iso(snap.joined_on),
+            "last_seen_earliest": _iso(snap.last_seen_earliest),
+            "last_seen_latest": _iso(snap.last_seen_latest),
+            "status": snap.status,
+            "pgp_fingerprint": key.fingerprint if key else None,
+            "fingerprint_shown": snap.fingerprint_shown is not None,
+            "feedback_count": snap.feedback_count,
+            "url": snap.url,
+            "page_sha256": snap.page_sha256,
+            "profile_version": snap.profile_version,
+        }
+
+
+def _feedback(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any]]:
+    query = (
+        select(Feedback, Vendor, Market, Listing)
+        .join(Vendor, Feedback.vendor_id == Vendor.id)
+        .join(Market, Vendor.market_id == Market.id)
+        .outerjoin(Listing, Feedback.listing_id == Listing.id)
+        .order_by(Feedback.id)
+    )
+    if filters.market:
+        query = query.where(Market.slug == filters.market)
+    if filters.crawl_id is not None:
+        # Feedback is stored once; a crawl "saw" those first seen at or before it and last seen at or after it.
+        query = query.where(Feedback.first_crawl_id <= filters.crawl_id, Feedback.last_crawl_id >= filters.crawl_id)
+    if filters.since:
+        query = query.where(Feedback.last_seen_at >= filters.since)
+    if filters.until:
+        query = query.where(Feedback.first_seen_at < filters.until)
+    for feedback, vendor, market, listing in session.execute(query).yield_per(500):
+        yield {
+            "market": market.slug,
+            "vendor": vendor.name,
+            "vendor_id": vendor.vendor_key,
+            "listing_id": listing.listing_key if listing else None,
+            "rating": feedback.rating,
+            "text": feedback.text,
+            "buyer": feedback.buyer,
+            "posted_at_earliest": _iso(feedback.posted_earliest),
+            "posted_at_latest": _iso(feedback.posted_latest),
+            "price_amount": _decimal(feedback.price_amount),
+            "price_currency": feedback.price_currency,
+            "first_crawl_id": feedback.first_crawl_id,
+            "last_crawl_id": feedback.last_crawl_id,
+            "first_seen_at": _iso(feedback.first_seen_at),
+            "last_seen_at": _iso(feedback.last_seen_at),
+            "sightings": feedback.sightings,
+            "first_page_sha256": feedback.first_page_sha256,
+        }
+
+
+def latest_crawl_id(engine: Engine, market: str) -> int | None:
+    """The newest crawl of a market, whatever its status."""
+    with Session(engine) as session:
+        return session.scalar(
+            select(Crawl.id).join(Market).where(Market.slug == market).order_by(Crawl.id.desc()).limit(1)
+        )
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    """Write rows as JSON Lines; returns the count."""
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
+        count += 1
+    return count
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    """Write rows as CSV; list and object fields are JSON-encoded in their cell. Returns the count."""
+    writer: csv.DictWriter[str] | None = None
+    count = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()})
+        count += 1
+    return count
+
+
+WRITERS = {"jsonl": write_jsonl, "csv": write_csv}
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return format(value, "f") if value is not None else None

@@ -1,0 +1,1 @@
+"""Downloader middlewares of dnm-archive, one concern per module."""

@@ -1,0 +1,309 @@
+"""Market profiles: loading a YAML profile from config/markets/ into checked, typed rules.
+
+A profile says everything market-specific: where the market lives, how to tell its page types
+apart, which links to follow from each, and where each field sits. The generic spider and the
+extraction pipeline run any profile; docs/profiles.md is the language reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dnm.records import RECORD_FIELDS, REQUIRED_FIELDS, SHIPPING_OPTION_FIELDS
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "config" / "markets"
+SOURCE_KEYS = ("css", "xpath", "url", "const")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used, with the file and the key path at fault."""
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """Where one field's value sits on a page, and how to read it."""
+
+    name: str
+    css: str | None = None
+    xpath: str | None = None
+    url: re.Pattern[str] | None = None
+    const: Any = None
+    regex: re.Pattern[str] | None = None
+    all: bool = False
+    join: str | None = None
+    normalize: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    default: Any = None
+    required: bool = False
+    # A repeated group (e.g. shipping options): `each` selects the rows, `fields` read each row.
+    each: str | None = None
+    fields: tuple[FieldRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkRule:
+    """Links to follow from a page, and the page type they are expected to lead to."""
+
+    css: str | None
+    xpath: str | None
+    to: str
+    regex: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class RecordRule:
+    """A record to extract from a page; with `each`, one record per selected element."""
+
+    kind: str
+    fields: tuple[FieldRule, ...]
+    each: str | None = None
+
+
+@dataclass(frozen=True)
+class PageRule:
+    """A page type: how to recognise it, what to extract, which links to follow."""
+
+    name: str
+    match_url: re.Pattern[str] | None
+    match_css: str | None
+    records: tuple[RecordRule, ...]
+    links: tuple[LinkRule, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A market profile, checked and compiled."""
+
+    market: str
+    name: str
+    version: str
+    sha256: str
+    path: Path
+    mirrors: tuple[str, ...]
+    start: tuple[str, ...]
+    pages: tuple[PageRule, ...]
+    clock: FieldRule | None = None
+    day_first: bool = True
+    default_currency: str | None = None
+    price_prefer: str = "fiat"
+    relative_rounding: str = "floor"
+    hooks: str | None = None
+
+    @property
+    def parser_version(self) -> str:
+        """What made a parsed row: profile version plus the exact file content it was read from."""
+        return f"{self.market}@{self.version}+{self.sha256[:12]}"
+
+    def page(self, name: str) -> PageRule:
+        for page in self.pages:
+            if page.name == name:
+                return page
+        raise KeyError(name)
+
+    def load_hooks(self) -> Any:
+        """The profile's Python hook object, for what the profile language cannot say (or None)."""
+        if not self.hooks:
+            return None
+        module_name, _, attr = self.hooks.partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr) if attr else module
+
+
+def profile_path(market: str, directory: Path | None = None) -> Path:
+    """The profile file of a market name, or a path given directly."""
+    candidate = Path(market)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    directory = directory or PROFILE_DIR
+    for suffix in (".yaml", ".yml"):
+        path = directory / f"{market}{suffix}"
+        if path.exists():
+            return path
+    known = ", ".join(sorted(p.stem for p in directory.glob("*.y*ml"))) or "none"
+    raise ProfileError(f"no profile for market {market!r} in {directory} (known: {known})")
+
+
+def load_profile(market: str, directory: Path | None = None) -> Profile:
+    """Read, check and compile a market's profile; every mistake is reported with its key path."""
+    path = profile_path(market, directory)
+    raw_bytes = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw_bytes)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
+    return _Compiler(path, hashlib.sha256(raw_bytes).hexdigest()).profile(data)
+
+
+def available_markets(directory: Path | None = None) -> list[str]:
+    """Names of the markets that have a profile."""
+    return sorted(p.stem for p in (directory or PROFILE_DIR).glob("*.y*ml"))
+
+
+class _Compiler:
+    """Turns the YAML tree into rules, naming the key path of anything wrong."""
+
+    def __init__(self, path: Path, sha256: str) -> None:
+        self.path = path
+        self.sha256 = sha256
+
+    def fail(self, where: str, message: str) -> ProfileError:
+        return ProfileError(f"{self.path}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        unknown = set(value) - allowed
+        if unknown:
+            raise self.fail(where, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return value
+
+    def regex(self, pattern: Any, where: str) -> re.Pattern[str]:
+        if not isinstance(pattern, str):
+            raise self.fail(where, "expected a regular expression string")
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise self.fail(where, f"bad regular expression {pattern!r}: {exc}") from exc
+
+    def profile(self, data: Any) -> Profile:
+        top = self.mapping(
+            data,
+            "top level",
+            {"market", "name", "version", "mirrors", "start", "clock", "defaults", "pages", "hooks"},
+        )
+        for key in ("market", "version", "pages"):
+            if key not in top:
+                raise self.fail("top level", f"missing required key {key!r}")
+        defaults = self.mapping(
+            top.get("defaults") or {},
+            "defaults",
+            {"day_first", "currency", "price_prefer", "relative_rounding"},
+        )
+        if defaults.get("price_prefer", "fiat") not in ("fiat", "crypto", "first"):
+            raise self.fail("defaults.price_prefer", "must be fiat, crypto or first")
+        if defaults.get("relative_rounding", "floor") not in ("floor", "round"):
+            raise self.fail("defaults.relative_rounding", "must be floor or round")
+        mirrors = top.get("mirrors") or []
+        if not isinstance(mirrors, list) or not all(isinstance(m, str) for m in mirrors):
+            raise self.fail("mirrors", "expected a list of base URLs")
+        start = top.get("start") or ["/"]
+        if not isinstance(start, list) or not all(isinstance(s, str) for s in start):
+            raise self.fail("start", "expected a list of paths")
+        pages_data = top["pages"]
+        if not isinstance(pages_data, list) or not pages_data:
+            raise self.fail("pages", "expected a non-empty list of page types")
+        pages = tuple(self.page(p, f"pages[{i}]") for i, p in enumerate(pages_data))
+        names = [p.name for p in pages]
+        for page in pages:
+            for link in page.links:
+                if link.to not in names:
+                    raise self.fail(f"pages.{page.name}.links", f"link target {link.to!r} is not a page type")
+        clock = self.field("clock", top["clock"], "clock") if top.get("clock") else None
+        return Profile(
+            market=str(top["market"]),
+            name=str(top.get("name") or top["market"]),
+            version=str(top["version"]),
+            sha256=self.sha256,
+            path=self.path,
+            mirrors=tuple(m.rstrip("/") for m in mirrors),
+            start=tuple(start),
+            pages=pages,
+            clock=clock,
+            day_first=bool(defaults.get("day_first", True)),
+            default_currency=defaults.get("currency"),
+            price_prefer=defaults.get("price_prefer", "fiat"),
+            relative_rounding=defaults.get("relative_rounding", "floor"),
+            hooks=top.get("hooks"),
+        )
+
+    def page(self, data: Any, where: str) -> PageRule:
+        page = self.mapping(data, where, {"type", "match", "records", "links"})
+        if "type" not in page:
+            raise self.fail(where, "missing 'type' (the page type's name)")
+        where = f"pages.{page['type']}"
+        match = self.mapping(page.get("match") or {}, f"{where}.match", {"url", "css"})
+        if not match:
+            raise self.fail(f"{where}.match", "give a url regex and/or a css selector to recognise the page")
+        records_data = self.mapping(page.get("records") or {}, f"{where}.records", set(RECORD_FIELDS))
+        records = tuple(
+            self.record(kind, spec, f"{where}.records.{kind}") for kind, spec in records_data.items()
+        )
+        links = tuple(self.link(spec, f"{where}.links[{i}]") for i, spec in enumerate(page.get("links") or []))
+        return PageRule(
+            name=str(page["type"]),
+            match_url=self.regex(match["url"], f"{where}.match.url") if "url" in match else None,
+            match_css=match.get("css"),
+            records=records,
+            links=links,
+        )
+
+    def record(self, kind: str, data: Any, where: str) -> RecordRule:
+        spec = self.mapping(data, where, {"each", "fields"})
+        fields_data = self.mapping(spec.get("fields") or {}, f"{where}.fields", set(RECORD_FIELDS[kind]))
+        missing = [name for name in REQUIRED_FIELDS[kind] if name not in fields_data]
+        if missing:
+            raise self.fail(f"{where}.fields", f"a {kind} record needs {missing}")
+        fields = tuple(self.field(name, value, f"{where}.fields.{name}") for name, value in fields_data.items())
+        return RecordRule(kind=kind, fields=fields, each=spec.get("each"))
+
+    def link(self, data: Any, where: str) -> LinkRule:
+        spec = self.mapping(data, where, {"css", "xpath", "to", "regex"})
+        if "to" not in spec or not (spec.get("css") or spec.get("xpath")):
+            raise self.fail(where, "a link needs 'to' and a 'css' or 'xpath' selector")
+        return LinkRule(
+            css=spec.get("css"),
+            xpath=spec.get("xpath"),
+            to=str(spec["to"]),
+            regex=self.regex(spec["regex"], f"{where}.regex") if "regex" in spec else None,
+        )
+
+    def field(self, name: str, data: Any, where: str) -> FieldRule:
+        if isinstance(data, str):  # shorthand: a bare CSS selector
+            data = {"css": data}
+        spec = self.mapping(
+            data,
+            where,
+            {*SOURCE_KEYS, "regex", "all", "join", "normalize", "args", "default", "required", "each", "fields"},
+        )
+        if "each" in spec:
+            nested = self.mapping(spec.get("fields") or {}, f"{where}.fields", set(SHIPPING_OPTION_FIELDS))
+            return FieldRule(
+                name=name,
+                each=spec["each"],
+                fields=tuple(self.field(n, v, f"{where}.fields.{n}") for n, v in nested.items()),
+            )
+        sources = [key for key in SOURCE_KEYS if key in spec]
+        if len(sources) != 1 and "default" not in spec:
+            raise self.fail(where, f"give exactly one source of {list(SOURCE_KEYS)} (got {sources or 'none'})")
+        args = spec.get("args") or {}
+        if not isinstance(args, dict):
+            raise self.fail(f"{where}.args", "expected a mapping of normalizer arguments")
+        normalize = spec.get("normalize")
+        if normalize is not None:
+            from dnm.normalize import NORMALIZERS  # late: normalizers are heavier than the profile
+
+            if normalize not in NORMALIZERS:
+                raise self.fail(
+                    f"{where}.normalize", f"unknown normalizer {normalize!r}; known: {sorted(NORMALIZERS)}"
+                )
+        return FieldRule(
+            name=name,
+            css=spec.get("css"),
+            xpath=spec.get("xpath"),
+            url=self.regex(spec["url"], f"{where}.url") if "url" in spec else None,
+            const=spec.get("const"),
+            regex=self.regex(spec["regex"], f"{where}.regex") if "regex" in spec else None,
+            all=bool(spec.get("all", False)),
+            join=spec.get("join"),
+            normalize=normalize,
+            args=args,
+            default=spec.get("default"),
+            required=bool(spec.get("required", False)),
+        )

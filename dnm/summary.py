@@ -1,0 +1,178 @@
+"""The end-of-crawl summary: what was archived, what changed since the last crawl, and what went wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from models import Crawl, Feedback, Listing, ListingSnapshot, Market, Page, Vendor, VendorSnapshot
+
+
+@dataclass
+class Changes:
+    """Entities new, changed and gone between two crawls of a market."""
+
+    new: int = 0
+    changed: int = 0
+    gone: int = 0
+
+
+@dataclass
+class CrawlSummary:
+    """Everything the summary shows about one crawl."""
+
+    crawl_id: int
+    market: str
+    status: str
+    status_reason: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    transport: str
+    mirror: str | None
+    tor_version: str | None
+    previous_crawl_id: int | None
+    pages: int
+    pages_by_type: dict[str, int]
+    listings: int
+    vendors: int
+    feedback_new: int
+    listing_changes: Changes
+    vendor_changes: Changes
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
+    @property
+    def error_total(self) -> int:
+        return sum(self.errors.values())
+
+
+def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
+    """Build the summary of a crawl from the archive (and the stats stored on its row)."""
+    with Session(engine) as session:
+        crawl = session.get(Crawl, crawl_id)
+        if crawl is None:
+            raise LookupError(f"no crawl {crawl_id} in the archive")
+        market = session.get(Market, crawl.market_id)
+        assert market is not None
+        previous = session.scalar(
+            select(Crawl.id)
+            .where(Crawl.market_id == crawl.market_id, Crawl.id < crawl_id, Crawl.status.in_(("complete", "partial")))
+            .order_by(Crawl.id.desc())
+            .limit(1)
+        )
+        pages_by_type = dict(
+            session.execute(
+                select(Page.page_type, func.count()).where(Page.crawl_id == crawl_id).group_by(Page.page_type)
+            ).all()
+        )
+        listings_now, listings_then = _states(session, "listing", crawl_id), _states(session, "listing", previous)
+        vendors_now, vendors_then = _states(session, "vendor", crawl_id), _states(session, "vendor", previous)
+        feedback_new = session.scalar(select(func.count()).where(Feedback.first_crawl_id == crawl_id)) or 0
+        return CrawlSummary(
+            crawl_id=crawl.id,
+            market=market.slug,
+            status=crawl.status,
+            status_reason=crawl.status_reason,
+            started_at=crawl.started_at,
+            finished_at=crawl.finished_at,
+            transport=crawl.transport,
+            mirror=crawl.mirror,
+            tor_version=crawl.tor_version,
+            previous_crawl_id=previous,
+            pages=sum(pages_by_type.values()),
+            pages_by_type=pages_by_type,
+            listings=len(listings_now),
+            vendors=len(vendors_now),
+            feedback_new=feedback_new,
+            listing_changes=_compare(listings_then, listings_now),
+            vendor_changes=_compare(vendors_then, vendors_now),
+            errors=errors_from_stats(crawl.stats or {}),
+        )
+
+
+# kind -> (snapshot table, entity table, the snapshot's link to it, the market's own key column)
+_STATE_SOURCES: dict[str, tuple[Any, Any, Any, Any]] = {
+    "listing": (ListingSnapshot, Listing, ListingSnapshot.listing_id, Listing.listing_key),
+    "vendor": (VendorSnapshot, Vendor, VendorSnapshot.vendor_id, Vendor.vendor_key),
+}
+
+
+def _states(session: Session, kind: str, crawl_id: int | None) -> dict[str, str]:
+    """Entity key -> content hash of its snapshot in a crawl (empty without a crawl)."""
+    if crawl_id is None:
+        return {}
+    snapshot, entity, link, key = _STATE_SOURCES[kind]
+    rows = session.execute(
+        select(key, snapshot.content_sha256).join(entity, link == entity.id).where(snapshot.crawl_id == crawl_id)
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _compare(before: dict[str, str], after: dict[str, str]) -> Changes:
+    return Changes(
+        new=len(after.keys() - before.keys()),
+        changed=sum(1 for key in after.keys() & before.keys() if after[key] != before[key]),
+        gone=len(before.keys() - after.keys()),
+    )
+
+
+ERROR_PREFIXES = {
+    "dnm/errors/": "fetch",
+    "dnm/extract/errors": "extraction",
+    "dnm/normalize/errors/": "normalization",
+    "dnm/storage/errors": "storage",
+    "dnm/guard/refused": "refused by transport guard",
+    "dnm/records/dropped/": "records dropped",
+}
+
+
+def errors_from_stats(stats: dict[str, Any]) -> dict[str, int]:
+    """Error counts by class from a crawl's stats (fetch causes, extraction, normalization, storage...)."""
+    errors: dict[str, int] = {}
+    for key, value in stats.items():
+        if not isinstance(value, int) or key.startswith("dnm/guard/refused/"):
+            continue
+        for prefix, label in ERROR_PREFIXES.items():
+            if key == prefix or (prefix.endswith("/") and key.startswith(prefix)):
+                detail = key[len(prefix):] if prefix.endswith("/") else ""
+                name = f"{label}: {detail}" if detail else label
+                errors[name] = errors.get(name, 0) + value
+    return errors
+
+
+def render(summary: CrawlSummary, console: Console | None = None) -> None:
+    """Print the summary as a table."""
+    console = console or Console()
+    table = Table(title=f"Crawl {summary.crawl_id} of {summary.market}: {summary.status}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    via = summary.transport + (f" (tor {summary.tor_version})" if summary.tor_version else "")
+    table.add_row("reached", f"{summary.mirror} via {via}")
+    if summary.duration_seconds is not None:
+        table.add_row("duration", f"{summary.duration_seconds:.1f} s")
+    if summary.status_reason:
+        table.add_row("status reason", summary.status_reason)
+    by_type = ", ".join(f"{k} {v}" for k, v in sorted(summary.pages_by_type.items()))
+    table.add_row("pages", f"{summary.pages} ({by_type})")
+    table.add_row("listings", str(summary.listings))
+    table.add_row("vendors", str(summary.vendors))
+    table.add_row("new feedback", str(summary.feedback_new))
+    since = f"since crawl {summary.previous_crawl_id}" if summary.previous_crawl_id else "first crawl"
+    for label, changes in (("listings", summary.listing_changes), ("vendors", summary.vendor_changes)):
+        table.add_row(
+            f"{label} {since}", f"{changes.new} new, {changes.changed} changed, {changes.gone} gone"
+        )
+    if summary.errors:
+        table.add_row("errors", ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())))
+    else:
+        table.add_row("errors", "none")
+    console.print(table)

@@ -1,0 +1,49 @@
+"""Opening the archive database: URL from settings or DNM_DATABASE_URL, SQLite tuned for crawling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import Base
+
+DEFAULT_DATABASE_URL = "sqlite:///var/archive.sqlite"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The archive URL: an explicit one, else DNM_DATABASE_URL, else the embedded SQLite file."""
+    return explicit or os.environ.get("DNM_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets researchers query while a crawl writes; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for the archive; with `create`, missing tables are created and SQLite folders made."""
+    url = database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        Base.metadata.create_all(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (the pipelines reuse them)."""
+    return sessionmaker(engine, expire_on_commit=False)

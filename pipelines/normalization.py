@@ -1,0 +1,69 @@
+"""Normalization: turns raw record strings into typed values (prices, regions, dates, names, keys).
+
+Relative dates are resolved against the market's own clock when the profile says where the page
+prints it, else against the capture time. Stats: `dnm/normalize/errors/<kind>.<field>`,
+`dnm/records/dropped/<kind>` (a required field could not be read).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy.crawler import Crawler
+
+from dnm.extraction import read_field
+from dnm.items import PageItem
+from dnm.normalization import context_for, is_storable, normalize_records
+from dnm.normalize import NormalizationError, normalize
+
+logger = logging.getLogger(__name__)
+
+
+class NormalizationPipeline:
+    """Fills `records` on each PageItem from its `raw_records`."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> NormalizationPipeline:
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        self.profile = self.crawler.spider.profile  # type: ignore[union-attr]
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageItem) or not item.raw_records:
+            return item
+        stats = self.crawler.stats
+        assert stats is not None
+        item.server_time = self.server_time(item)
+        context = context_for(self.profile, item.server_time or item.fetched_at)
+        records = normalize_records(self.profile.page(item.page_type), item.raw_records, context, self.profile)
+        for record in records:
+            for error in record.errors:
+                stats.inc_value(f"dnm/normalize/errors/{error.split(':', 1)[0]}")
+            if record.errors:
+                logger.warning("normalization errors on %s: %s", item.url, "; ".join(record.errors))
+                item.errors.extend(e for e in record.errors if e not in item.errors)
+            if is_storable(record):
+                item.records.append(record)
+            else:
+                stats.inc_value(f"dnm/records/dropped/{record.kind}")
+        return item
+
+    def server_time(self, item: PageItem) -> Any:
+        """The market clock printed on the page, if the profile knows where; None otherwise."""
+        if self.profile.clock is None:
+            return None
+        shown = read_field(self.profile.clock, item.parsed(), item.url)
+        if not isinstance(shown, str):
+            return None
+        try:
+            return normalize(self.profile.clock.normalize or "instant", shown)
+        except NormalizationError as exc:
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("dnm/normalize/errors/clock")
+            logger.warning("unreadable market clock on %s: %s", item.url, exc)
+            return None

@@ -1,0 +1,128 @@
+"""Storage: files each page and its records into the archive as timestamped snapshots.
+
+Settings: `DNM_DATABASE_URL` (else the environment variable of that name, else var/archive.sqlite),
+`DNM_TRANSPORT`, `DNM_TOR_VERSION`. Stats: `dnm/crawl_id`, `dnm/stored/pages`, `dnm/storage/errors`.
+A crawl row is `running` while the spider runs and is closed as `complete` only when the spider
+finished normally and every page was stored; otherwise `partial` or `failed`, with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+
+from dnm import __version__
+from dnm.archive import ArchiveWriter, CapturedPage, CrawlSetup
+from dnm.items import PageItem
+from models.db import open_engine
+
+logger = logging.getLogger(__name__)
+
+# The settings that change what a crawl fetches or how; their hash goes on the crawl row.
+RECORDED_SETTINGS = (
+    "DNM_TRANSPORT",
+    "DNM_ALLOWED_HOSTS",
+    "DNM_FETCH_MEDIA",
+    "CONCURRENT_REQUESTS",
+    "CONCURRENT_REQUESTS_PER_DOMAIN",
+    "DOWNLOAD_DELAY",
+    "DOWNLOAD_TIMEOUT",
+    "DOWNLOAD_MAXSIZE",
+    "RETRY_TIMES",
+    "USER_AGENT",
+    "AUTOTHROTTLE_ENABLED",
+    "CLOSESPIDER_TIMEOUT",
+    "CLOSESPIDER_PAGECOUNT",
+)
+
+
+def settings_hash(crawler: Crawler) -> str:
+    """SHA-256 over the recorded settings, in canonical JSON."""
+    values = {name: crawler.settings.get(name) for name in RECORDED_SETTINGS}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SnapshotPipeline:
+    """The last pipeline: writes the crawl row, each page, and its snapshots."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.writer: ArchiveWriter | None = None
+        self.failed_pages = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SnapshotPipeline:
+        pipeline = cls(crawler)
+        # The finish reason is only known at spider_closed, which Scrapy sends after pipelines close.
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    def open_spider(self) -> None:
+        spider = self.crawler.spider
+        settings = self.crawler.settings
+        engine = open_engine(settings.get("DNM_DATABASE_URL"))
+        setup = CrawlSetup(
+            tool_version=__version__,
+            settings_sha256=settings_hash(self.crawler),
+            transport=settings.get("DNM_TRANSPORT", "direct"),
+            mirror=getattr(spider, "base_url", None),
+            tor_version=settings.get("DNM_TOR_VERSION"),
+        )
+        self.writer = ArchiveWriter(engine, spider.profile, setup)  # type: ignore[union-attr]
+        crawl_id = self.writer.begin()
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value("dnm/crawl_id", crawl_id)
+        logger.info("crawl %s of %s started", crawl_id, spider.profile.market)  # type: ignore[union-attr]
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageItem):
+            return item
+        assert self.writer is not None and self.crawler.stats is not None
+        page = CapturedPage(
+            url=item.url,
+            page_type=item.page_type,
+            status=item.status,
+            sha256=item.sha256,
+            size=len(item.body),
+            fetched_at=item.fetched_at,
+            server_time=item.server_time,
+            extraction_errors=len(item.errors),
+        )
+        try:
+            self.writer.write_page(page, item.records)
+        except Exception:
+            self.failed_pages += 1
+            self.crawler.stats.inc_value("dnm/storage/errors")
+            logger.exception("could not store %s; the page's records are not archived", item.url)
+            return item
+        self.crawler.stats.inc_value("dnm/stored/pages")
+        for record in item.records:
+            self.crawler.stats.inc_value(f"dnm/stored/{record.kind}")
+        return item
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.writer is None:
+            return
+        stats = self.crawler.stats
+        assert stats is not None
+        status, why = crawl_status(reason, self.failed_pages, stats.get_value("dnm/stored/pages", 0))
+        stats.set_value("dnm/records/duplicate", self.writer.duplicates)
+        stats.set_value("dnm/crawl_status", status)
+        self.writer.finish(status, why, dict(stats.get_stats()))
+        self.writer.engine.dispose()
+
+
+def crawl_status(finish_reason: str, failed_pages: int, stored_pages: int) -> tuple[str, str | None]:
+    """How a crawl ended: `complete` only for a normal finish with every page stored."""
+    if stored_pages == 0:
+        return "failed", f"no page archived (spider finished: {finish_reason})"
+    if finish_reason != "finished":
+        return "partial", f"spider stopped early: {finish_reason}"
+    if failed_pages:
+        return "partial", f"{failed_pages} page(s) could not be stored"
+    return "complete", None
