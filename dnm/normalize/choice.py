@@ -9,7 +9,7 @@ from dnm.normalize.errors import NormalizationError
 from dnm.normalize.text import clean_text
 
 
-def choice(text: str, map: dict[str, Any] | None = None, default: Any = None) -> Any:  # noqa: A002
+def choice(text: str, map: dict[str, Any] | None = None, default: Any = None) -> Any:
     """The value of the first `map` pattern (a case-insensitive regex) found in `text`.
 
     Profiles use it for wording that means one of a few things, e.g.
