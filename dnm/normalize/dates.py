@@ -11,8 +11,9 @@ returns a ``TimeSpan`` covering every instant the text can denote. Decisions:
   ``rounding="floor"`` (the default; what Dream-style "3d" counters do) spans ``[N+1, N]`` units ago;
   ``rounding="round"`` centres the span on N units ago, ``[N+½, N-½]`` (never after ``now``). The
   unit is the smallest one shown. Months and years use calendar arithmetic.
-* "just now" is the last minute; "today" runs from 00:00 UTC to ``now``; "yesterday" is the previous
-  UTC day; "today 14:32" is that minute.
+* "just now" is the last minute; "today" runs from 00:00 UTC to ``now``; "yesterday" alone covers both
+  readings markets use, the previous UTC day and "one day ago" (24 to 48 hours before ``now``), since a
+  page cannot tell which it meant; "today 14:32" and "yesterday 14:32" are that minute.
 * Absolute dates span their whole UTC day, "HH:MM" times their minute, "HH:MM:SS" their second;
   rounding does not apply to them. When a text holds both an absolute date and a relative note
   ("Last active 19/11/2018 (today)"), the absolute date wins.
@@ -266,7 +267,10 @@ def _relative(cleaned: str, text: str, now: datetime, rounding: str) -> TimeSpan
     time = _TIME.match(cleaned, day_word.end())
     if time is not None:
         return _with_time(day.date(), time, text)
-    return TimeSpan(day, min(now, day + timedelta(days=1)))
+    if day is midnight:
+        return TimeSpan(day, now)
+    # Calendar yesterday and "a day ago" (floor of elapsed days == 1) differ by up to a day.
+    return TimeSpan(min(day, now - timedelta(days=2)), max(midnight, now - timedelta(days=1)))
 
 
 def _relative_run(cleaned: str, text: str) -> dict[str, int] | None:

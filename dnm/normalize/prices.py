@@ -140,7 +140,8 @@ def _price_without_marker(text: str, currency: str) -> Price:
     """Read "Free" or a lone number as a price in ``currency``."""
     source = remove_invisible(text)
     numbers = [t for t in _tokenize(source) if t.kind == "number"]
-    if not numbers and _FREE.search(source):
+    # "Economy - 14 days - Free": the number is the delivery time, "Free" is the price.
+    if _FREE.search(source):
         return Price(Decimal(0), currency, None, clean_text(source))
     if len(numbers) != 1:
         raise NormalizationError("a price", text, "one amount, 'Free', or a currency symbol or code")

@@ -36,7 +36,7 @@ RELATIVE = [
     ("just now", ago(minutes=1), NOW),
     ("Just now", ago(minutes=1), NOW),
     ("today", utc(2026, 3, 14), NOW),
-    ("yesterday", utc(2026, 3, 13), utc(2026, 3, 14)),
+    ("yesterday", utc(2026, 3, 12, 15), utc(2026, 3, 14)),  # calendar day or 24-48 h ago
     ("Yesterday 09:12", utc(2026, 3, 13, 9, 12), utc(2026, 3, 13, 9, 13)),
     ("today at 14:32", utc(2026, 3, 14, 14, 32), utc(2026, 3, 14, 14, 33)),
 ]

@@ -1,0 +1,61 @@
+"""The Flask app factory: one app serves one market's skin on one simulated day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template
+from jinja2 import StrictUndefined
+
+from demo import faults, vocab
+from demo.skins import get_skin, noise
+from demo.skins.base import DemoState, state
+from demo.world import MARKETS, Scale, world_for
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def create_app(
+    market: str,
+    day: int,
+    seed: int = 1,
+    scale: str | dict[str, Any] | Scale = "small",
+    malformed_rate: float = 0.0,
+) -> Flask:
+    """Build the app for (seed, market, day); the same arguments always serve the same bytes."""
+    if market not in MARKETS:
+        raise ValueError(f"unknown market {market!r}: use one of {MARKETS}")
+    md = world_for(seed, scale).day(market, day)
+    skin = get_skin(market)
+
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None)
+    # StrictUndefined turns a template typo into an error instead of a silently empty field.
+    app.jinja_options = {
+        **app.jinja_options,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "undefined": StrictUndefined,
+    }
+    app.extensions["demo"] = DemoState(md, skin, faults.malformed_ids(md, malformed_rate))
+    app.register_blueprint(skin.blueprint)
+
+    @app.context_processor
+    def page_globals() -> dict[str, Any]:
+        demo = state()
+        return {
+            "md": demo.md,
+            "fmt": demo.skin.fmt,
+            "urls": demo.skin.urls,
+            "mirrors": demo.mirrors,
+            "mirror_note": vocab.MIRROR_NOTE,
+            "phishing": vocab.PHISHING_WARNING,
+            "countries": noise.countries(),
+        }
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> tuple[str, int]:
+        return render_template(f"{state().skin.name}/404.html"), 404
+
+    faults.install(app)
+    return app
