@@ -426,11 +426,13 @@ def _region_roles(values: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     roles: list[tuple[str, tuple[str, ...]]] = []
     ships_from: Regions | None = values.get("ships_from")
     ships_to: Regions | None = values.get("ships_to")
+    excluded_apart: Regions | None = values.get("ships_to_excluded")
     if ships_from is not None:
         roles.append(("from", ships_from.codes))
     if ships_to is not None:
         roles.append(("to", ships_to.codes))
-        roles.append(("excluded", ships_to.excluded))
+    excluded = [*(ships_to.excluded if ships_to else ()), *(excluded_apart.codes if excluded_apart else ())]
+    roles.append(("excluded", tuple(dict.fromkeys(excluded))))
     return roles
 
 

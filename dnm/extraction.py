@@ -99,7 +99,7 @@ def read_field(rule: FieldRule, scope: Selector, url: str) -> RawValue:
 
 def _source_strings(rule: FieldRule, scope: Selector, url: str) -> list[str]:
     if rule.url is not None:
-        match = rule.url.search(url)
+        match = rule.url.search(_path_and_query(url))
         if not match:
             return []
         return [clean_text(match.group("value") if "value" in rule.url.groupindex else match.group(1))]

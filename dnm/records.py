@@ -19,6 +19,7 @@ RECORD_FIELDS: dict[str, dict[str, str]] = {
         "escrow": "true for escrow, false for finalize-early",
         "ships_from": "origin regions (normalizer `regions`)",
         "ships_to": "destination regions with exclusions (normalizer `regions`)",
+        "ships_to_excluded": "regions excluded, where a market lists them apart (normalizer `regions`)",
         "shipping_options": "repeated: name, price",
     },
     "vendor": {
@@ -65,6 +66,7 @@ DEFAULT_NORMALIZERS: dict[str, dict[str, str]] = {
         "escrow": "bool",
         "ships_from": "regions",
         "ships_to": "regions",
+        "ships_to_excluded": "regions",
     },
     "vendor": {
         "name": "vendor_name",

@@ -1,0 +1,126 @@
+"""Comparing an archive export with the demo market's ground truth, field by field.
+
+Shared by every test that crawls the demo market (plain HTTP, over Tor, hostile mode, distributed):
+the archive is right when each listing, vendor and feedback the market showed on that day was
+archived with exactly the values a perfect parser would read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+# Provenance fields the truth cannot know; the export must fill them.
+PROVENANCE = ("crawl_id", "observed_at", "page_sha256")
+LISTING_FIELDS = (
+    "title", "description", "vendor", "vendor_id", "category", "price_amount", "price_currency",
+    "price_unit", "ships_from", "ships_to", "ships_to_excluded", "escrow", "stock", "shipping_options",
+)  # fmt: skip
+VENDOR_FIELDS = (
+    "vendor", "level", "trust_level", "sales", "rating", "joined_on", "status", "pgp_fingerprint",
+    "fingerprint_shown", "feedback_count",
+)  # fmt: skip
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _normal(field: str, value: Any) -> Any:
+    """Values compared by meaning, not spelling: decimals by value."""
+    if field in ("price_amount", "rating"):
+        return _decimal(value)
+    if field == "shipping_options":
+        return [
+            (o["name"], _decimal(o["price_amount"]), o["price_currency"]) for o in value
+        ]
+    return value
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def compare_listings(exported: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
+    """Differences between exported listing rows and truth rows (empty when they agree)."""
+    problems: list[str] = []
+    by_id = {row["listing_id"]: row for row in exported}
+    if len(by_id) != len(exported):
+        problems.append(f"duplicate listing snapshots: {len(exported)} rows for {len(by_id)} listings")
+    wanted = {row["listing_id"]: row for row in truth if not row.get("malformed")}
+    for listing_id in sorted(wanted.keys() - by_id.keys()):
+        problems.append(f"listing {listing_id}: missing from the archive")
+    for listing_id in sorted(by_id.keys() - {row["listing_id"] for row in truth}):
+        problems.append(f"listing {listing_id}: archived but not on the market")
+    for listing_id in sorted(wanted.keys() & by_id.keys()):
+        got, want = by_id[listing_id], wanted[listing_id]
+        problems.extend(_provenance(f"listing {listing_id}", got))
+        for field in LISTING_FIELDS:
+            if _normal(field, got.get(field)) != _normal(field, want.get(field)):
+                problems.append(f"listing {listing_id}.{field}: archived {got.get(field)!r}, market showed {want.get(field)!r}")
+    return problems
+
+
+def compare_vendors(exported: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
+    """Differences between exported vendor rows and truth rows; last-seen must contain the true instant."""
+    problems: list[str] = []
+    by_id = {row["vendor_id"]: row for row in exported}
+    if len(by_id) != len(exported):
+        problems.append(f"duplicate vendor snapshots: {len(exported)} rows for {len(by_id)} vendors")
+    wanted = {row["vendor_id"]: row for row in truth}
+    for vendor_id in sorted(wanted.keys() ^ by_id.keys()):
+        where = "missing from the archive" if vendor_id in wanted else "archived but not on the market"
+        problems.append(f"vendor {vendor_id}: {where}")
+    for vendor_id in sorted(wanted.keys() & by_id.keys()):
+        got, want = by_id[vendor_id], wanted[vendor_id]
+        problems.extend(_provenance(f"vendor {vendor_id}", got))
+        for field in VENDOR_FIELDS:
+            if _normal(field, got.get(field)) != _normal(field, want.get(field)):
+                problems.append(f"vendor {vendor_id}.{field}: archived {got.get(field)!r}, market showed {want.get(field)!r}")
+        problems.extend(_span(f"vendor {vendor_id}.last_seen", got, want, "last_seen"))
+    return problems
+
+
+def compare_feedback(exported: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
+    """Feedback as a multiset by identity; each archived window must contain the true posting time."""
+    problems: list[str] = []
+
+    def identity(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["vendor_id"], row["listing_id"], row["buyer"], row["rating"], row["text"],
+                _decimal(row["price_amount"]), row["price_currency"])  # fmt: skip
+
+    got_by: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in exported:
+        got_by.setdefault(identity(row), []).append(row)
+    want_counts = Counter(identity(row) for row in truth)
+    got_counts = Counter({key: len(rows) for key, rows in got_by.items()})
+    for key in sorted((want_counts - got_counts).keys(), key=repr):
+        problems.append(f"feedback missing ({(want_counts - got_counts)[key]}x): {key}")
+    for key in sorted((got_counts - want_counts).keys(), key=repr):
+        problems.append(f"feedback not on the market ({(got_counts - want_counts)[key]}x): {key}")
+    for want in truth:
+        candidates = got_by.get(identity(want), [])
+        if candidates and not any(
+            not _span("", got, want, "posted_at", prefix_got="posted_at") for got in candidates
+        ):
+            problems.append(f"feedback {identity(want)}: no archived window holds {want['posted_at_earliest']}")
+    return problems
+
+
+def _span(label: str, got: dict[str, Any], want: dict[str, Any], field: str, prefix_got: str | None = None) -> list[str]:
+    prefix_got = prefix_got or field
+    earliest, latest = got.get(f"{prefix_got}_earliest"), got.get(f"{prefix_got}_latest")
+    true_earliest, true_latest = want.get(f"{field}_earliest"), want.get(f"{field}_latest")
+    if true_earliest is None:
+        return [] if earliest is None else [f"{label}: archived {earliest}..{latest}, market showed none"]
+    if earliest is None or latest is None:
+        return [f"{label}: not archived, true value {true_earliest}"]
+    if not (_when(earliest) <= _when(true_earliest) and _when(true_latest) <= _when(latest)):
+        return [f"{label}: archived window {earliest}..{latest} does not hold {true_earliest}"]
+    return []
+
+
+def _provenance(label: str, row: dict[str, Any]) -> list[str]:
+    return [f"{label}: export lacks {field}" for field in PROVENANCE if not row.get(field)]
