@@ -149,7 +149,9 @@ class ArchiveWriter:
     def _vendor_id(self, session: Session, key: str, name: str | None, seen_at: datetime) -> int:
         if key in self._vendors:
             return self._vendors[key]
-        vendor = session.scalar(select(Vendor).where(Vendor.market_id == self.market_id, Vendor.vendor_key == key))
+        vendor = session.scalar(
+            select(Vendor).where(Vendor.market_id == self.market_id, Vendor.vendor_key == key)
+        )
         if vendor is None:
             vendor = Vendor(market_id=self.market_id, vendor_key=key, name=name or key, first_seen_at=seen_at)
             session.add(vendor)
@@ -178,7 +180,9 @@ class ArchiveWriter:
             select(Category).where(Category.market_id == self.market_id, Category.path_key == path_key)
         )
         if category is None:
-            category = Category(market_id=self.market_id, path_key=path_key, path=list(path), category_key=key)
+            category = Category(
+                market_id=self.market_id, path_key=path_key, path=list(path), category_key=key
+            )
             session.add(category)
             session.flush()
         elif key and category.category_key is None:
@@ -238,7 +242,7 @@ class ArchiveWriter:
             observed_at=page.fetched_at,
             url=page.url,
             page_sha256=page.sha256,
-            content_sha256=content_hash(values),
+            content_sha256=content_hash(record.kind, values),
             profile_version=self.profile.parser_version,
             name=values["name"],
             name_shown=str(record.shown.get("name", values["name"])),
@@ -260,7 +264,9 @@ class ArchiveWriter:
         assert vendor is not None
         vendor.name = values["name"]  # the entity carries the latest name; snapshots keep history
         if key_id is not None:
-            self._link_key(session, vendor_id, key_id, None if printed is None else printed == key["fingerprint"])
+            self._link_key(
+                session, vendor_id, key_id, None if printed is None else printed == key["fingerprint"]
+            )
 
     def _link_key(self, session: Session, vendor_id: int, key_id: int, matches: bool | None) -> None:
         link = session.scalar(
@@ -288,7 +294,9 @@ class ArchiveWriter:
             return
         vendor_key = values.get("vendor_id") or values.get("vendor")
         vendor_id = (
-            self._vendor_id(session, vendor_key, values.get("vendor"), page.fetched_at) if vendor_key else None
+            self._vendor_id(session, vendor_key, values.get("vendor"), page.fetched_at)
+            if vendor_key
+            else None
         )
         path = values.get("category")
         category_id = self._category_id(session, path) if path else None
@@ -300,7 +308,7 @@ class ArchiveWriter:
             observed_at=page.fetched_at,
             url=page.url,
             page_sha256=page.sha256,
-            content_sha256=content_hash(values),
+            content_sha256=content_hash(record.kind, values),
             profile_version=self.profile.parser_version,
             vendor_id=vendor_id,
             vendor_name=values.get("vendor"),
@@ -349,7 +357,11 @@ class ArchiveWriter:
     def _store_feedback(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
         values = record.values
         vendor_id = self._vendor_id(session, values["vendor_id"], None, page.fetched_at)
-        listing_id = self._listing_id(session, values["listing_id"], page.fetched_at) if values.get("listing_id") else None
+        listing_id = (
+            self._listing_id(session, values["listing_id"], page.fetched_at)
+            if values.get("listing_id")
+            else None
+        )
         posted: TimeSpan | None = values.get("posted")
         price: Price | None = values.get("price")
         text_sha256 = hashlib.sha256(values["text"].encode()).hexdigest()
@@ -365,12 +377,14 @@ class ArchiveWriter:
             if (
                 known.buyer == values.get("buyer")
                 and known.rating == values.get("rating")
-                and known.listing_id == listing_id
+                # A feedback loses its listing link when the listing vanishes; that is no new feedback.
+                and (known.listing_id == listing_id or None in (known.listing_id, listing_id))
                 and _overlaps(known.posted_earliest, known.posted_latest, posted)
             ):
                 if posted is not None:
                     known.posted_earliest = max(filter(None, (known.posted_earliest, posted.earliest)))
                     known.posted_latest = min(filter(None, (known.posted_latest, posted.latest)))
+                known.listing_id = known.listing_id or listing_id
                 known.last_crawl_id = self.crawl_id
                 known.last_seen_at = page.fetched_at
                 known.sightings += 1
@@ -398,9 +412,19 @@ class ArchiveWriter:
         session.flush()
 
 
-def content_hash(values: dict[str, Any]) -> str:
+# Values that move every day without the entity itself changing: crypto conversions follow the
+# exchange rate, "last seen" follows the vendor's activity. They are stored, but not hashed.
+VOLATILE_FIELDS: dict[str, frozenset[str]] = {
+    "listing": frozenset({"prices"}),
+    "vendor": frozenset({"last_seen"}),
+}
+
+
+def content_hash(kind: str, values: dict[str, Any]) -> str:
     """SHA-256 of a record's normalized values in canonical JSON: equal hashes mean nothing changed."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=_canonical).encode()).hexdigest()
+    volatile = VOLATILE_FIELDS.get(kind, frozenset())
+    stable = {name: value for name, value in values.items() if name not in volatile}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=_canonical).encode()).hexdigest()
 
 
 def _canonical(value: Any) -> Any:

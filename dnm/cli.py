@@ -45,9 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    crawl = commands.add_parser("crawl", help="crawl one or more markets into the archive and print a summary")
-    crawl.add_argument("markets", nargs="+", metavar="MARKET", help="market profile name(s) in config/markets/")
-    crawl.add_argument("--mirror", help="base URL to crawl instead of the profile's first mirror (one market only)")
+    crawl = commands.add_parser(
+        "crawl", help="crawl one or more markets into the archive and print a summary"
+    )
+    crawl.add_argument(
+        "markets", nargs="+", metavar="MARKET", help="market profile name(s) in config/markets/"
+    )
+    crawl.add_argument(
+        "--mirror", help="base URL to crawl instead of the profile's first mirror (one market only)"
+    )
     _add_crawl_options(crawl)
     crawl.set_defaults(handler=cmd_crawl)
 
@@ -69,18 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the demo marketplace: serve it, dump its ground truth, crawl it")
     demo_commands = demo.add_subparsers(title="demo commands", metavar="COMMAND")
-    serve = demo_commands.add_parser("serve", help="serve demo markets over HTTP on loopback until interrupted")
+    serve = demo_commands.add_parser(
+        "serve", help="serve demo markets over HTTP on loopback until interrupted"
+    )
     serve.add_argument("--market", action="append", help="market to serve (repeatable; default: all)")
     serve.add_argument("--day", type=int, default=1)
     serve.add_argument("--seed", type=int, default=1)
     serve.add_argument("--scale", default="small")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8401, help="port of the first market; the next ones follow")
+    serve.add_argument(
+        "--port", type=int, default=8401, help="port of the first market; the next ones follow"
+    )
     serve.set_defaults(handler=cmd_demo_serve)
-    truth = demo_commands.add_parser("truth", help="write the demo market's ground truth for a day as JSON Lines")
+    truth = demo_commands.add_parser(
+        "truth", help="write the demo market's ground truth for a day as JSON Lines"
+    )
     truth.add_argument("--market", required=True)
     truth.add_argument("--day", type=int, required=True)
-    truth.add_argument("--kind", default="listings", choices=("listings", "vendors", "feedback", "categories"))
+    truth.add_argument(
+        "--kind", default="listings", choices=("listings", "vendors", "feedback", "categories")
+    )
     truth.add_argument("--seed", type=int, default=1)
     truth.add_argument("--scale", default="small")
     truth.add_argument("--output", "-o", type=Path)
@@ -97,10 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
     parser.add_argument(
-        "--transport", choices=("tor", "direct"), help="tor (default) or direct, for hosts named with --allow-host"
+        "--transport",
+        choices=("tor", "direct"),
+        help="tor (default) or direct, for hosts named with --allow-host",
     )
     parser.add_argument(
-        "--allow-host", action="append", default=[], metavar="HOST", help="a host that may be fetched without Tor"
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host that may be fetched without Tor",
     )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Scrapy setting")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
@@ -216,7 +236,9 @@ def cmd_demo_serve(args: argparse.Namespace) -> int:
     from demo.server import serve_forever
 
     markets = args.market or None
-    serve_forever(markets=markets, day=args.day, seed=args.seed, scale=args.scale, host=args.host, port=args.port)
+    serve_forever(
+        markets=markets, day=args.day, seed=args.seed, scale=args.scale, host=args.host, port=args.port
+    )
     return EXIT_OK
 
 
@@ -226,7 +248,9 @@ def cmd_demo_truth(args: argparse.Namespace) -> int:
 
     rows = truth(args.market, args.day, seed=args.seed, scale=args.scale, kind=args.kind)
     with ExitStack() as stack:
-        out: IO[str] = stack.enter_context(args.output.open("w", encoding="utf-8")) if args.output else sys.stdout
+        out: IO[str] = (
+            stack.enter_context(args.output.open("w", encoding="utf-8")) if args.output else sys.stdout
+        )
         write_jsonl(rows, out)
     return EXIT_OK
 
@@ -240,7 +264,8 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     console = Console()
     with ExitStack() as stack:
         servers = [
-            stack.enter_context(DemoServer(market, args.day, seed=args.seed, scale=args.scale)) for market in MARKETS
+            stack.enter_context(DemoServer(market, args.day, seed=args.seed, scale=args.scale))
+            for market in MARKETS
         ]
         for server in servers:
             console.print(f"demo market [bold]{server.market}[/] (day {args.day}) serving at {server.url}")

@@ -1,4 +1,4 @@
-"""Running crawls in this process: Scrapy settings from dnm.settings plus overrides, one crawler per market."""
+"""Running crawls in this process: dnm.settings plus overrides, one crawler per market."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def crawl_settings(overrides: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
-def run_crawls(jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None, *, progress: bool = False) -> list[int | None]:
+def run_crawls(
+    jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None, *, progress: bool = False
+) -> list[int | None]:
     """Run the jobs concurrently until all finish; returns each job's crawl id (None if it never started)."""
     settings = crawl_settings(overrides)
     display: Any = nullcontext()
@@ -48,7 +50,11 @@ def run_crawls(jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None
             transient=False,
         )
         settings.set("DNM_PROGRESS", display, priority="cmdline")
-        settings.set("EXTENSIONS", {**settings.getdict("EXTENSIONS"), "dnm.progress.CrawlProgress": 100}, priority="cmdline")
+        settings.set(
+            "EXTENSIONS",
+            {**settings.getdict("EXTENSIONS"), "dnm.progress.CrawlProgress": 100},
+            priority="cmdline",
+        )
     process = CrawlerProcess(settings, install_root_handler=True)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     crawlers = []

@@ -159,8 +159,10 @@ def _feedback(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any
     if filters.market:
         query = query.where(Market.slug == filters.market)
     if filters.crawl_id is not None:
-        # Feedback is stored once; a crawl "saw" those first seen at or before it and last seen at or after it.
-        query = query.where(Feedback.first_crawl_id <= filters.crawl_id, Feedback.last_crawl_id >= filters.crawl_id)
+        # Feedback is stored once: a crawl saw those first seen at or before it and last seen at or after.
+        query = query.where(
+            Feedback.first_crawl_id <= filters.crawl_id, Feedback.last_crawl_id >= filters.crawl_id
+        )
     if filters.since:
         query = query.where(Feedback.last_seen_at >= filters.since)
     if filters.until:
@@ -212,7 +214,12 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
         if writer is None:
             writer = csv.DictWriter(out, fieldnames=list(row))
             writer.writeheader()
-        writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()})
+        writer.writerow(
+            {
+                k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
+                for k, v in row.items()
+            }
+        )
         count += 1
     return count
 

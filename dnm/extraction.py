@@ -77,11 +77,7 @@ def read_field(rule: FieldRule, scope: Selector, url: str) -> RawValue:
     """The shown value of one field inside `scope` (the page, or one row of an `each`)."""
     if rule.each:
         return [
-            {
-                sub.name: value
-                for sub in rule.fields
-                if not _is_empty(value := read_field(sub, row, url))
-            }
+            {sub.name: value for sub in rule.fields if not _is_empty(value := read_field(sub, row, url))}
             for row in scope.css(rule.each)
         ]
     strings = _source_strings(rule, scope, url)

@@ -47,7 +47,9 @@ def context_for(profile: Profile, now: datetime) -> Context:
     )
 
 
-def normalize_records(page: PageRule, raw_records: list[RawRecord], context: Context, profile: Profile) -> list[Record]:
+def normalize_records(
+    page: PageRule, raw_records: list[RawRecord], context: Context, profile: Profile
+) -> list[Record]:
     """Typed records for a page's raw records, in the same order."""
     rules = {rule.kind: rule for rule in page.records}
     return [normalize_record(rules[raw.kind], raw, context, profile) for raw in raw_records]
@@ -55,8 +57,14 @@ def normalize_records(page: PageRule, raw_records: list[RawRecord], context: Con
 
 def normalize_record(rule: RecordRule, raw: RawRecord, context: Context, profile: Profile) -> Record:
     """One raw record made typed; failures are listed in `errors`, never raised."""
-    record = Record(kind=raw.kind, shown=dict(raw.fields), errors=list(raw.errors))
     field_rules = {f.name: f for f in rule.fields}
+    required = (*REQUIRED_FIELDS[raw.kind], *(f.name for f in rule.fields if f.required))
+    record = Record(
+        kind=raw.kind,
+        shown=dict(raw.fields),
+        errors=list(raw.errors),
+        required=tuple(dict.fromkeys(required)),
+    )
     for name, shown in raw.fields.items():
         field_rule = field_rules[name]
         if field_rule.each:
@@ -70,11 +78,6 @@ def normalize_record(rule: RecordRule, raw: RawRecord, context: Context, profile
         if field_rule.each and name in raw.fields:
             record.values[name] = _normalize_rows(field_rule, raw.fields[name], record, context)
     return record
-
-
-def is_storable(record: Record) -> bool:
-    """A record can be stored when all its required fields have values."""
-    return all(record.values.get(name) not in (None, "", []) for name in REQUIRED_FIELDS[record.kind])
 
 
 def _normalize_field(kind: str, rule: FieldRule, shown: Any, context: Context) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,13 +122,19 @@ def profile_path(market: str, directory: Path | None = None) -> Path:
     candidate = Path(market)
     if candidate.suffix in (".yaml", ".yml") and candidate.exists():
         return candidate
-    directory = directory or PROFILE_DIR
+    directory = directory or default_profile_dir()
     for suffix in (".yaml", ".yml"):
         path = directory / f"{market}{suffix}"
         if path.exists():
             return path
     known = ", ".join(sorted(p.stem for p in directory.glob("*.y*ml"))) or "none"
     raise ProfileError(f"no profile for market {market!r} in {directory} (known: {known})")
+
+
+def default_profile_dir() -> Path:
+    """Where profiles are looked up: $DNM_PROFILE_DIR, else the project's config/markets/."""
+    configured = os.environ.get("DNM_PROFILE_DIR")
+    return Path(configured) if configured else PROFILE_DIR
 
 
 def load_profile(market: str, directory: Path | None = None) -> Profile:
@@ -143,7 +150,7 @@ def load_profile(market: str, directory: Path | None = None) -> Profile:
 
 def available_markets(directory: Path | None = None) -> list[str]:
     """Names of the markets that have a profile."""
-    return sorted(p.stem for p in (directory or PROFILE_DIR).glob("*.y*ml"))
+    return sorted(p.stem for p in (directory or default_profile_dir()).glob("*.y*ml"))
 
 
 class _Compiler:
@@ -235,7 +242,9 @@ class _Compiler:
         records = tuple(
             self.record(kind, spec, f"{where}.records.{kind}") for kind, spec in records_data.items()
         )
-        links = tuple(self.link(spec, f"{where}.links[{i}]") for i, spec in enumerate(page.get("links") or []))
+        links = tuple(
+            self.link(spec, f"{where}.links[{i}]") for i, spec in enumerate(page.get("links") or [])
+        )
         return PageRule(
             name=str(page["type"]),
             match_url=self.regex(match["url"], f"{where}.match.url") if "url" in match else None,
@@ -250,7 +259,9 @@ class _Compiler:
         missing = [name for name in REQUIRED_FIELDS[kind] if name not in fields_data]
         if missing:
             raise self.fail(f"{where}.fields", f"a {kind} record needs {missing}")
-        fields = tuple(self.field(name, value, f"{where}.fields.{name}") for name, value in fields_data.items())
+        fields = tuple(
+            self.field(name, value, f"{where}.fields.{name}") for name, value in fields_data.items()
+        )
         return RecordRule(kind=kind, fields=fields, each=spec.get("each"))
 
     def link(self, data: Any, where: str) -> LinkRule:
@@ -270,7 +281,18 @@ class _Compiler:
         spec = self.mapping(
             data,
             where,
-            {*SOURCE_KEYS, "regex", "all", "join", "normalize", "args", "default", "required", "each", "fields"},
+            {
+                *SOURCE_KEYS,
+                "regex",
+                "all",
+                "join",
+                "normalize",
+                "args",
+                "default",
+                "required",
+                "each",
+                "fields",
+            },
         )
         if "each" in spec:
             nested = self.mapping(spec.get("fields") or {}, f"{where}.fields", set(SHIPPING_OPTION_FIELDS))
@@ -281,7 +303,9 @@ class _Compiler:
             )
         sources = [key for key in SOURCE_KEYS if key in spec]
         if len(sources) != 1 and "default" not in spec:
-            raise self.fail(where, f"give exactly one source of {list(SOURCE_KEYS)} (got {sources or 'none'})")
+            raise self.fail(
+                where, f"give exactly one source of {list(SOURCE_KEYS)} (got {sources or 'none'})"
+            )
         args = spec.get("args") or {}
         if not isinstance(args, dict):
             raise self.fail(f"{where}.args", "expected a mapping of normalizer arguments")

@@ -45,4 +45,9 @@ class CrawlProgress:
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.task is not None:
-            self.progress.update(self.task, total=self.fetched, completed=self.fetched, description=f"{spider.market} ({reason})")
+            self.progress.update(
+                self.task,
+                total=self.fetched,
+                completed=self.fetched,
+                description=f"{spider.market} ({reason})",
+            )

@@ -1,4 +1,4 @@
-"""The record kinds a profile can extract, and the field vocabulary of each (profiles are checked against it)."""
+"""The record kinds a profile can extract and the fields of each; profiles are checked against them."""
 
 from __future__ import annotations
 
@@ -104,3 +104,10 @@ class Record:
     values: dict[str, Any] = field(default_factory=dict)
     shown: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Fields that must have a value for the record to be stored: the kind's own plus the profile's.
+    required: tuple[str, ...] = ()
+
+    @property
+    def storable(self) -> bool:
+        """A record is stored only when every required field was read; a partial one would mislead."""
+        return all(self.values.get(name) not in (None, "", []) for name in self.required)

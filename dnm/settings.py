@@ -14,7 +14,7 @@ DNM_TRANSPORT = "tor"  # "tor" (the default, onion hosts only) or "direct" (allo
 DNM_ALLOWED_HOSTS: list[str] = []  # hosts fetched without Tor: loopback test servers only
 DNM_FETCH_MEDIA = False  # images, video and binaries are never fetched unless this is on
 DNM_DATABASE_URL: str | None = None  # else $DNM_DATABASE_URL, else sqlite:///var/archive.sqlite
-DNM_PROFILE_DIR: str | None = None  # else config/markets/
+DNM_PROFILE_DIR: str | None = None  # else $DNM_PROFILE_DIR, else config/markets/
 DNM_TOR_VERSION: str | None = None  # set by the Tor transport when it starts
 
 # -- behaving like a careful human visitor ------------------------------------------------------

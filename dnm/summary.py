@@ -65,7 +65,11 @@ def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
         assert market is not None
         previous = session.scalar(
             select(Crawl.id)
-            .where(Crawl.market_id == crawl.market_id, Crawl.id < crawl_id, Crawl.status.in_(("complete", "partial")))
+            .where(
+                Crawl.market_id == crawl.market_id,
+                Crawl.id < crawl_id,
+                Crawl.status.in_(("complete", "partial")),
+            )
             .order_by(Crawl.id.desc())
             .limit(1)
         )
@@ -74,7 +78,10 @@ def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
                 select(Page.page_type, func.count()).where(Page.crawl_id == crawl_id).group_by(Page.page_type)
             ).all()
         )
-        listings_now, listings_then = _states(session, "listing", crawl_id), _states(session, "listing", previous)
+        listings_now, listings_then = (
+            _states(session, "listing", crawl_id),
+            _states(session, "listing", previous),
+        )
         vendors_now, vendors_then = _states(session, "vendor", crawl_id), _states(session, "vendor", previous)
         feedback_new = session.scalar(select(func.count()).where(Feedback.first_crawl_id == crawl_id)) or 0
         return CrawlSummary(
@@ -112,7 +119,9 @@ def _states(session: Session, kind: str, crawl_id: int | None) -> dict[str, str]
         return {}
     snapshot, entity, link, key = _STATE_SOURCES[kind]
     rows = session.execute(
-        select(key, snapshot.content_sha256).join(entity, link == entity.id).where(snapshot.crawl_id == crawl_id)
+        select(key, snapshot.content_sha256)
+        .join(entity, link == entity.id)
+        .where(snapshot.crawl_id == crawl_id)
     ).all()
     return {row[0]: row[1] for row in rows}
 
@@ -143,7 +152,7 @@ def errors_from_stats(stats: dict[str, Any]) -> dict[str, int]:
             continue
         for prefix, label in ERROR_PREFIXES.items():
             if key == prefix or (prefix.endswith("/") and key.startswith(prefix)):
-                detail = key[len(prefix):] if prefix.endswith("/") else ""
+                detail = key[len(prefix) :] if prefix.endswith("/") else ""
                 name = f"{label}: {detail}" if detail else label
                 errors[name] = errors.get(name, 0) + value
     return errors

@@ -14,7 +14,7 @@ from scrapy.crawler import Crawler
 
 from dnm.extraction import read_field
 from dnm.items import PageItem
-from dnm.normalization import context_for, is_storable, normalize_records
+from dnm.normalization import context_for, normalize_records
 from dnm.normalize import NormalizationError, normalize
 
 logger = logging.getLogger(__name__)
@@ -40,14 +40,16 @@ class NormalizationPipeline:
         assert stats is not None
         item.server_time = self.server_time(item)
         context = context_for(self.profile, item.server_time or item.fetched_at)
-        records = normalize_records(self.profile.page(item.page_type), item.raw_records, context, self.profile)
+        records = normalize_records(
+            self.profile.page(item.page_type), item.raw_records, context, self.profile
+        )
         for record in records:
             for error in record.errors:
                 stats.inc_value(f"dnm/normalize/errors/{error.split(':', 1)[0]}")
             if record.errors:
                 logger.warning("normalization errors on %s: %s", item.url, "; ".join(record.errors))
                 item.errors.extend(e for e in record.errors if e not in item.errors)
-            if is_storable(record):
+            if record.storable:
                 item.records.append(record)
             else:
                 stats.inc_value(f"dnm/records/dropped/{record.kind}")

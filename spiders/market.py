@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -42,8 +43,6 @@ class MarketSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> MarketSpider:
         spider: MarketSpider = super().from_crawler(crawler, *args, **kwargs)
         directory = crawler.settings.get("DNM_PROFILE_DIR")
-        from pathlib import Path
-
         spider.profile = load_profile(spider.market, Path(directory) if directory else None)
         mirror = spider.mirror or (spider.profile.mirrors[0] if spider.profile.mirrors else None)
         if not mirror:
@@ -74,7 +73,9 @@ class MarketSpider(scrapy.Spider):
         page_type = rule.name if rule else "unknown"
         stats.inc_value(f"dnm/pages/{page_type}")
         if rule is None:
-            self.logger.warning("page matches no page type of profile %s: %s", self.profile.market, response.url)
+            self.logger.warning(
+                "page matches no page type of profile %s: %s", self.profile.market, response.url
+            )
         elif expected and expected != page_type:
             stats.inc_value("dnm/pages/unexpected_type")
         yield PageItem(
@@ -91,7 +92,9 @@ class MarketSpider(scrapy.Spider):
         if rule is None:
             return
         for url, to in extract_links(rule, response.selector, response.url):
-            yield scrapy.Request(url, callback=self.parse_page, errback=self.on_error, meta={"dnm_expected_type": to})
+            yield scrapy.Request(
+                url, callback=self.parse_page, errback=self.on_error, meta={"dnm_expected_type": to}
+            )
 
     def on_error(self, failure: Failure) -> None:
         """Count and log a request that produced no page, by cause."""
@@ -99,4 +102,6 @@ class MarketSpider(scrapy.Spider):
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(f"dnm/errors/{cause}")
         request = getattr(failure, "request", None)
-        self.logger.warning("fetch failed (%s): %s", cause, request.url if request else failure.getErrorMessage())
+        self.logger.warning(
+            "fetch failed (%s): %s", cause, request.url if request else failure.getErrorMessage()
+        )

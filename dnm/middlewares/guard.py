@@ -44,7 +44,9 @@ class TransportGuardMiddleware:
         assert self.stats is not None
         self.stats.inc_value("dnm/guard/refused")
         self.stats.inc_value(f"dnm/guard/refused/{host or 'none'}")
-        logger.error("refused %s: host %r is not allowed with %s transport", request.url, host, self.transport)
+        logger.error(
+            "refused %s: host %r is not allowed with %s transport", request.url, host, self.transport
+        )
         raise TransportRefused(f"host {host!r} not allowed with {self.transport} transport")
 
     def permits(self, host: str) -> bool:

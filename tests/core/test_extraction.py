@@ -65,12 +65,17 @@ def test_classify_uses_url_and_marker(profile) -> None:
     plain = Selector(text=PAGE)
     assert classify(profile, "http://tiny.example/", plain).name == "home"
     assert classify(profile, "http://tiny.example/item/7", plain).name == "item"
-    assert classify(profile, "http://tiny.example/item/7", Selector(text="<p class=banned>x</p>")).name == "banned"
+    assert (
+        classify(profile, "http://tiny.example/item/7", Selector(text="<p class=banned>x</p>")).name
+        == "banned"
+    )
     assert classify(profile, "http://tiny.example/elsewhere", plain) is None
 
 
 def test_fields_read_shown_strings(profile) -> None:
-    listing, *feedback = extract_records(profile.page("item"), Selector(text=PAGE), "http://tiny.example/item/7")
+    listing, *feedback = extract_records(
+        profile.page("item"), Selector(text=PAGE), "http://tiny.example/item/7"
+    )
     assert listing.kind == "listing" and not listing.errors
     assert listing.fields["listing_id"] == "7"
     assert listing.fields["title"] == "Fine"  # ::text yields each text node; the first non-empty one wins
@@ -78,13 +83,18 @@ def test_fields_read_shown_strings(profile) -> None:
     assert listing.fields["category"] == ["Drugs", "Stimulants"]
     assert listing.fields["prices"] == "USD 1,234.50"
     assert listing.fields["stock"] == "12"
-    assert listing.fields["shipping_options"] == [{"name": "Standard", "price": "USD 5.00"}, {"name": "Express"}]
+    assert listing.fields["shipping_options"] == [
+        {"name": "Standard", "price": "USD 5.00"},
+        {"name": "Express"},
+    ]
     assert [f.fields.get("text") for f in feedback] == ["great", None]
     assert feedback[1].errors == []  # text is not marked required in this profile
 
 
 def test_required_field_missing_is_an_error_not_an_exception(profile) -> None:
-    (record, *_) = extract_records(profile.page("item"), Selector(text="<p>nothing</p>"), "http://tiny.example/item/8")
+    (record, *_) = extract_records(
+        profile.page("item"), Selector(text="<p>nothing</p>"), "http://tiny.example/item/8"
+    )
     assert record.errors == ["listing.title: required field not found"]
     assert record.fields["stock"] == "Unlimited"  # the default applies when the page shows nothing
 

@@ -54,7 +54,7 @@ def test_demo_profiles_load() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("version: \"1\"\n", ""), "missing required key 'version'"),
+        (('version: "1"\n', ""), "missing required key 'version'"),
         (("title: 'h1'", "titel: 'h1'"), "unknown key(s) ['titel']"),
         (("to: item}", "to: nowhere}"), "link target 'nowhere' is not a page type"),
         (("'/item/(\\d+)'", "'/item/(\\d+'"), "bad regular expression"),

@@ -33,7 +33,11 @@ def test_public_names_are_re_exported() -> None:
         ("price", "Free", Price(Decimal(0), "EUR", None, "Free")),  # default_currency from context
         ("prices", "$5", [Price(Decimal(5), "USD", None, "$5")]),
         ("regions", "UK", package.Regions(("GB",), (), "UK")),
-        ("when", "yesterday", TimeSpan(datetime(2026, 3, 12, 15, tzinfo=UTC), datetime(2026, 3, 14, tzinfo=UTC))),
+        (
+            "when",
+            "yesterday",
+            TimeSpan(datetime(2026, 3, 12, 15, tzinfo=UTC), datetime(2026, 3, 14, tzinfo=UTC)),
+        ),
         ("date", "06-03-2020", datetime(2020, 3, 6).date()),  # day_first from context
         ("instant", "2026-01-02 12:00 UTC", datetime(2026, 1, 2, 12, tzinfo=UTC)),
         ("vendor_name", "@john-doe 5", "john-doe"),
