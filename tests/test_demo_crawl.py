@@ -26,28 +26,14 @@ DAYS = (1, 2)
 CASES = [(market, day) for market in MARKETS for day in DAYS]
 
 
+COMPARE = {"listings": compare_listings, "vendors": compare_vendors, "feedback": compare_feedback}
+
+
+@pytest.mark.parametrize("kind", COMPARE)
 @pytest.mark.parametrize(("market", "day"), CASES)
-def test_listings_equal_ground_truth(demo_archive: DemoArchive, market: str, day: int) -> None:
-    problems = compare_listings(
-        demo_archive.export("listings", market, day), truth(market, day, kind="listings")
-    )
-    assert problems == []
-
-
-@pytest.mark.parametrize(("market", "day"), CASES)
-def test_vendors_equal_ground_truth(demo_archive: DemoArchive, market: str, day: int) -> None:
-    problems = compare_vendors(
-        demo_archive.export("vendors", market, day), truth(market, day, kind="vendors")
-    )
-    assert problems == []
-
-
-@pytest.mark.parametrize(("market", "day"), CASES)
-def test_feedback_equals_ground_truth(demo_archive: DemoArchive, market: str, day: int) -> None:
-    problems = compare_feedback(
-        demo_archive.export("feedback", market, day), truth(market, day, kind="feedback")
-    )
-    assert problems == []
+def test_export_equals_ground_truth(demo_archive: DemoArchive, market: str, day: int, kind: str) -> None:
+    exported = demo_archive.export(kind, market, day)
+    assert COMPARE[kind](exported, truth(market, day, kind=kind)) == []
 
 
 @pytest.mark.parametrize("market", MARKETS)
