@@ -1,0 +1,101 @@
+"""The archive writer: snapshots only added, feedback stored once and its posting window narrowed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dnm.archive import ArchiveWriter, CapturedPage, CrawlSetup, content_hash
+from dnm.normalize.dates import TimeSpan
+from dnm.normalize.prices import Price
+from dnm.profile import load_profile
+from dnm.records import Record
+from models import Feedback, ListingSnapshot, Vendor
+from models.db import open_engine
+
+NOW = datetime(2026, 1, 2, 12, tzinfo=UTC)
+SETUP = CrawlSetup(tool_version="test", settings_sha256="0" * 64, transport="direct")
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_engine(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    yield engine
+    engine.dispose()
+
+
+def page(url: str, at: datetime = NOW) -> CapturedPage:
+    return CapturedPage(url, "vendor", 200, "f" * 64, 100, at, at, 0)
+
+
+def feedback(text: str, earliest: datetime, latest: datetime, listing: str | None = "7") -> Record:
+    values = {"vendor_id": "v1", "text": text, "buyer": "a...1", "rating": 5, "listing_id": listing,
+              "posted": TimeSpan(earliest, latest)}  # fmt: skip
+    return Record(kind="feedback", values={k: v for k, v in values.items() if v is not None})
+
+
+def crawl(engine, records: list[Record], at: datetime = NOW) -> int:
+    writer = ArchiveWriter(engine, load_profile("hollowmere"), SETUP)
+    crawl_id = writer.begin()
+    writer.write_page(page("http://m/vendor/v1", at), records)
+    writer.finish("complete", None, {})
+    return crawl_id
+
+
+def test_feedback_seen_again_is_narrowed_not_duplicated(engine) -> None:
+    # Day 1 shows "5h" (a one-hour window); day 2 shows "1d 5h" (another one-hour window, overlapping).
+    first = crawl(engine, [feedback("great", NOW - timedelta(hours=6), NOW - timedelta(hours=5))])
+    second = crawl(
+        engine,
+        [feedback("great", NOW - timedelta(hours=5, minutes=30), NOW - timedelta(hours=4, minutes=30), None)],
+        NOW + timedelta(days=1),
+    )
+    with Session(engine) as session:
+        rows = session.scalars(select(Feedback)).all()
+    assert len(rows) == 1
+    (row,) = rows
+    assert (row.first_crawl_id, row.last_crawl_id, row.sightings) == (first, second, 2)
+    assert row.posted_earliest == NOW - timedelta(hours=5, minutes=30)
+    assert row.posted_latest == NOW - timedelta(hours=5)
+    assert row.listing_id is not None  # the link seen on day 1 is kept when day 2 no longer shows it
+
+
+def test_same_words_twice_in_one_crawl_are_two_feedbacks(engine) -> None:
+    window = (NOW - timedelta(days=4), NOW - timedelta(days=3))
+    crawl(engine, [feedback("All good.", *window), feedback("All good.", *window)])
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Feedback)) == 2
+
+
+def test_disjoint_windows_are_different_feedback(engine) -> None:
+    crawl(engine, [feedback("ok", NOW - timedelta(days=9), NOW - timedelta(days=8))])
+    crawl(engine, [feedback("ok", NOW - timedelta(days=3), NOW - timedelta(days=2))], NOW + timedelta(days=1))
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Feedback)) == 2
+
+
+def test_a_listing_seen_twice_in_a_crawl_is_one_snapshot(engine) -> None:
+    listing = Record(
+        kind="listing",
+        values={"listing_id": "7", "title": "x", "vendor": "V", "vendor_id": "v1",
+                "price": Price(Decimal("1.50"), "USD", None, "$1.50")},
+    )  # fmt: skip
+    writer = ArchiveWriter(engine, load_profile("hollowmere"), SETUP)
+    writer.begin()
+    writer.write_page(page("http://m/listing/7"), [listing])
+    writer.write_page(page("http://m/listing/7?ref=2"), [listing])
+    assert writer.duplicates == 1
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ListingSnapshot)) == 1
+        assert session.scalar(select(Vendor.name)) == "V"
+
+
+def test_content_hash_ignores_what_moves_daily() -> None:
+    base = {"name": "V", "sales": 3, "last_seen": TimeSpan(NOW, NOW)}
+    later = {**base, "last_seen": TimeSpan(NOW + timedelta(days=1), NOW + timedelta(days=1))}
+    assert content_hash("vendor", base) == content_hash("vendor", later)
+    assert content_hash("vendor", base) != content_hash("vendor", {**base, "sales": 4})
