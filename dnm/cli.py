@@ -272,7 +272,16 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
         args.transport = args.transport or "direct"
         args.allow_host = [*args.allow_host, *sorted({urlsplit(s.url).hostname or "" for s in servers})]
         jobs = [CrawlJob(server.market, server.url) for server in servers]
-        return _crawl_and_summarize(jobs, _overrides(args, progress), progress)
+        overrides = _overrides(args, progress)
+        status = _crawl_and_summarize(jobs, overrides, progress)
+    from models.db import database_url
+
+    archive = database_url(overrides.get("DNM_DATABASE_URL"))
+    console.print(
+        f"archive: {archive}\nnext: dnm export listings --database {archive} | head, "
+        f"or open it with sqlite3 (docs/data-dictionary.md)"
+    )
+    return status
 
 
 if __name__ == "__main__":

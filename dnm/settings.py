@@ -47,4 +47,5 @@ ITEM_PIPELINES = {
 }
 
 LOG_LEVEL = "INFO"
+STATS_DUMP = False  # the stats are kept on the crawl row and summarised at the end instead
 FEED_EXPORT_ENCODING = "utf-8"
