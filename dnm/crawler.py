@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +14,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from spiders.market import MarketSpider
+from transport.process import TorInstance, tor_for_crawl
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,53 @@ def crawl_settings(overrides: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Silence log lines we know about: httpx2 logs every request at INFO, and Scrapy warns at every
+    start that its httpx handler is experimental (we pin Scrapy exactly and test that path in CI)."""
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("scrapy.core.downloader.handlers._base_streaming").addFilter(
+        _DropMessage("is experimental and is not recommended")
+    )
+
+
+def _bootstrap_printer(console: Console) -> Callable[[int, str], None]:
+    last = [-1]
+
+    def show(percent: int, line: str) -> None:
+        if percent != last[0]:
+            last[0] = percent
+            console.print(f"tor: bootstrapped {percent}% ({line.rsplit('): ', 1)[-1]})", highlight=False)
+
+    return show
+
+
 def run_crawls(
     jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None, *, progress: bool = False
 ) -> list[int | None]:
     """Run the jobs concurrently until all finish; returns each job's crawl id (None if it never started)."""
     settings = crawl_settings(overrides)
+    tor: TorInstance | None = None
+    if settings.get("DNM_TRANSPORT") == "tor":
+        # The crawl starts only once Tor is ready; its ports and version go to every component.
+        tor = tor_for_crawl(settings, _bootstrap_printer(Console(stderr=True)))
+        settings.setdict(tor.settings(), priority="cmdline")
+    try:
+        return _run(jobs, settings, progress)
+    finally:
+        if tor is not None:
+            tor.stop()
+
+
+def _run(jobs: Sequence[CrawlJob], settings: Settings, progress: bool) -> list[int | None]:
     display: Any = nullcontext()
     if progress:
         display = Progress(
@@ -55,8 +98,8 @@ def run_crawls(
             {**settings.getdict("EXTENSIONS"), "dnm.progress.CrawlProgress": 100},
             priority="cmdline",
         )
-    process = CrawlerProcess(settings, install_root_handler=True)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    process = CrawlerProcess(settings)
+    quiet_known_noise()
     crawlers = []
     for job in jobs:
         crawler = process.create_crawler(MarketSpider)

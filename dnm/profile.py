@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from dnm.records import RECORD_FIELDS, REQUIRED_FIELDS, SHIPPING_OPTION_FIELDS
+from transport.onion_keys import check_v3_onion
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "config" / "markets"
 SOURCE_KEYS = ("css", "xpath", "url", "const")
@@ -200,6 +202,8 @@ class _Compiler:
         mirrors = top.get("mirrors") or []
         if not isinstance(mirrors, list) or not all(isinstance(m, str) for m in mirrors):
             raise self.fail("mirrors", "expected a list of base URLs")
+        for index, mirror in enumerate(mirrors):
+            self.mirror(mirror, f"mirrors[{index}]")
         start = top.get("start") or ["/"]
         if not isinstance(start, list) or not all(isinstance(s, str) for s in start):
             raise self.fail("start", "expected a list of paths")
@@ -229,6 +233,16 @@ class _Compiler:
             relative_rounding=defaults.get("relative_rounding", "floor"),
             hooks=top.get("hooks"),
         )
+
+    def mirror(self, url: str, where: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.fail(where, f"{url!r} is not an http(s) base URL")
+        if parts.hostname.endswith(".onion"):
+            try:
+                check_v3_onion(parts.hostname)
+            except ValueError as exc:
+                raise self.fail(where, str(exc)) from exc
 
     def page(self, data: Any, where: str) -> PageRule:
         page = self.mapping(data, where, {"type", "match", "records", "links"})

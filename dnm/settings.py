@@ -15,7 +15,18 @@ DNM_ALLOWED_HOSTS: list[str] = []  # hosts fetched without Tor: loopback test se
 DNM_FETCH_MEDIA = False  # images, video and binaries are never fetched unless this is on
 DNM_DATABASE_URL: str | None = None  # else $DNM_DATABASE_URL, else sqlite:///var/archive.sqlite
 DNM_PROFILE_DIR: str | None = None  # else $DNM_PROFILE_DIR, else config/markets/
-DNM_TOR_VERSION: str | None = None  # set by the Tor transport when it starts
+# The Tor a crawl uses; `dnm crawl` fills these from the tor it launched or attached to.
+DNM_TOR_MODE = "launch"  # "launch" a dedicated tor, or "attach" to one at DNM_TOR_SOCKS_PORT/CONTROL_PORT
+DNM_TOR_SOCKS_PORT: int | None = None
+DNM_TOR_CONTROL_PORT: int | None = None
+DNM_TOR_VERSION: str | None = None
+DNM_TOR_LAUNCHED = False  # True when the crawl launched this tor and may restart it
+DNM_TOR_DATA_DIR: str | None = None  # the launched tor's data directory (its torrc is there)
+DNM_TOR_BINARY: str | None = None  # else $DNM_TOR_BINARY, else tor on PATH
+DNM_TOR_BOOTSTRAP_TIMEOUT = 90.0
+DNM_TOR_EXTRA_CONFIG: dict[str, object] = {}  # torrc options added to a launched tor (private networks)
+DNM_TOR_RENEW_AFTER_TIMEOUTS = 3  # timeouts in a row on one identity before it gets a new circuit
+DNM_TOR_MAX_RESTARTS = 3  # restarts of a dead tor per crawl before the crawl stops as partial
 
 # -- behaving like a careful human visitor ------------------------------------------------------
 # Tor Browser's User-Agent: the crawler must not identify itself to the markets it studies.
@@ -36,9 +47,20 @@ RETRY_TIMES = 4
 REDIRECT_MAX_TIMES = 5
 MEDIA_ALLOW_REDIRECTS = False
 
+# Scrapy's httpx handler is the one that speaks SOCKS5 (socks5h: names resolved by Tor). It is used for
+# direct loopback fetches too, so that tests and benchmarks exercise the same download path.
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",
+    "https": "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",
+}
+
+# Order matters: media requests are refused first; the Tor middleware sets the proxy (and sees
+# failures before RetryMiddleware at 550, so a dead Tor is restarted rather than retried into);
+# the transport guard checks the final route last, just before HttpProxyMiddleware (750).
 DOWNLOADER_MIDDLEWARES = {
-    "dnm.middlewares.guard.TransportGuardMiddleware": 50,
     "dnm.middlewares.media.MediaGuardMiddleware": 60,
+    "transport.middleware.TorTransportMiddleware": 560,
+    "dnm.middlewares.guard.TransportGuardMiddleware": 580,
 }
 ITEM_PIPELINES = {
     "pipelines.extraction.ExtractionPipeline": 100,

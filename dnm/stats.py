@@ -11,7 +11,12 @@ def failure_cause(failure: Failure) -> str:
     if failure.check(HttpError):
         response = failure.value.response
         return f"http_{response.status}"
-    name = type(failure.value).__name__
+    return exception_cause(failure.value)
+
+
+def exception_cause(exception: BaseException) -> str:
+    """A short, stable cause name for an exception raised while downloading."""
+    name = type(exception).__name__
     lowered = name.lower()
     for needle, cause in (
         ("timeout", "timeout"),

@@ -1,8 +1,11 @@
 """Transport guard: refuses any request that would leave by a path the settings do not allow.
 
-Settings: `DNM_TRANSPORT` ("tor" or "direct"), `DNM_ALLOWED_HOSTS` (hosts that may be fetched
-without Tor; meant for loopback test servers). With "direct" transport only allowed hosts are
-fetched at all. Stats: `dnm/guard/refused`, `dnm/guard/refused/<host>`.
+It runs after the Tor transport middleware has set the request's proxy, as the last word before a
+request leaves. With "tor" transport a request goes out only to a valid v3 onion host, only through
+the crawl's own Tor SOCKS port with remote name resolution (socks5h). A host named in
+`DNM_ALLOWED_HOSTS` (meant for loopback test servers) is fetched directly, with either transport.
+Settings: `DNM_TRANSPORT` ("tor" or "direct"), `DNM_ALLOWED_HOSTS`, `DNM_TOR_SOCKS_PORT`.
+Stats: `dnm/guard/refused`, `dnm/guard/refused/<host>`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from urllib.parse import urlsplit
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+
+from transport.onion_keys import is_valid_v3_onion
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +36,7 @@ class TransportGuardMiddleware:
         if self.transport not in ("tor", "direct"):
             raise NotConfigured(f"DNM_TRANSPORT must be 'tor' or 'direct', not {self.transport!r}")
         self.allowed_hosts = {h.lower() for h in settings.getlist("DNM_ALLOWED_HOSTS")}
+        self.socks_port = settings.getint("DNM_TOR_SOCKS_PORT")
         self.stats = crawler.stats
 
     @classmethod
@@ -39,18 +45,26 @@ class TransportGuardMiddleware:
 
     def process_request(self, request: Request, spider: Spider | None = None) -> Any:
         host = (urlsplit(request.url).hostname or "").lower()
-        if self.permits(host):
+        reason = self.refusal(host, request.meta.get("proxy"))
+        if reason is None:
             return None
         assert self.stats is not None
         self.stats.inc_value("dnm/guard/refused")
         self.stats.inc_value(f"dnm/guard/refused/{host or 'none'}")
-        logger.error(
-            "refused %s: host %r is not allowed with %s transport", request.url, host, self.transport
-        )
-        raise TransportRefused(f"host {host!r} not allowed with {self.transport} transport")
+        logger.error("refused %s: %s", request.url, reason)
+        raise TransportRefused(reason)
 
-    def permits(self, host: str) -> bool:
-        """Allowed hosts always; onion hosts only through Tor."""
+    def refusal(self, host: str, proxy: str | None) -> str | None:
+        """Why a request to `host` through `proxy` may not leave, or None if it may."""
         if host in self.allowed_hosts:
-            return True
-        return self.transport == "tor" and host.endswith(".onion")
+            return (
+                None if proxy is None else f"allowed host {host!r} must be fetched directly, not via {proxy}"
+            )
+        if self.transport != "tor":
+            return f"host {host!r} is not in DNM_ALLOWED_HOSTS (direct transport fetches only those)"
+        if not is_valid_v3_onion(host):
+            return f"host {host!r} is not a v3 onion address; only onions are fetched through Tor"
+        expected = f"@127.0.0.1:{self.socks_port}"
+        if not (proxy and proxy.startswith("socks5h://") and proxy.endswith(expected)):
+            return f"not routed through the crawl's Tor SOCKS port with remote DNS (proxy {proxy!r})"
+        return None

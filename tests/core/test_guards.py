@@ -10,8 +10,11 @@ from scrapy.utils.test import get_crawler
 
 from dnm.middlewares.guard import TransportGuardMiddleware, TransportRefused
 from dnm.middlewares.media import MediaGuardMiddleware, is_media_url, is_text_type
+from transport.onion_keys import onion_key_for
 
-ONION = "http://" + "a" * 56 + ".onion/listing/1"
+ONION_HOST = onion_key_for("guard-test").address
+ONION = f"http://{ONION_HOST}/listing/1"
+TOR = "socks5h://hollowmere%2Fanonymous%230:x@127.0.0.1:9999"
 
 
 def guard(**settings: object) -> TransportGuardMiddleware:
@@ -20,13 +23,22 @@ def guard(**settings: object) -> TransportGuardMiddleware:
     return TransportGuardMiddleware.from_crawler(crawler)
 
 
-def test_tor_transport_lets_only_onions_out() -> None:
-    middleware = guard(DNM_TRANSPORT="tor")
-    assert middleware.process_request(Request(ONION)) is None
-    for url in ("http://example.com/", "http://93.184.216.34/", "http://127.0.0.1:8401/", "http://[::1]/"):
+def test_tor_transport_lets_only_onions_out_and_only_through_tor() -> None:
+    middleware = guard(DNM_TRANSPORT="tor", DNM_TOR_SOCKS_PORT=9999)
+    assert middleware.process_request(Request(ONION, meta={"proxy": TOR})) is None
+    refused = [
+        Request("http://example.com/", meta={"proxy": TOR}),  # clearnet, even through Tor
+        Request("http://93.184.216.34/", meta={"proxy": TOR}),  # a plain IP
+        Request("http://127.0.0.1:8401/", meta={"proxy": TOR}),
+        Request(ONION.replace(ONION_HOST[:4], "aaaa"), meta={"proxy": TOR}),  # checksum broken
+        Request(ONION),  # no proxy: it would leave directly
+        Request(ONION, meta={"proxy": TOR.replace("socks5h", "socks5")}),  # local name resolution
+        Request(ONION, meta={"proxy": TOR.replace("9999", "9050")}),  # someone else's Tor
+    ]
+    for request in refused:
         with pytest.raises(TransportRefused):
-            middleware.process_request(Request(url))
-    assert middleware.stats.get_value("dnm/guard/refused") == 4  # type: ignore[union-attr]
+            middleware.process_request(request)
+    assert middleware.stats.get_value("dnm/guard/refused") == len(refused)  # type: ignore[union-attr]
     assert middleware.stats.get_value("dnm/guard/refused/example.com") == 1  # type: ignore[union-attr]
 
 
@@ -37,6 +49,8 @@ def test_direct_transport_needs_the_host_named() -> None:
         middleware.process_request(Request("http://localhost:8401/"))
     with pytest.raises(TransportRefused):  # an onion without Tor would be a DNS leak
         middleware.process_request(Request(ONION))
+    with pytest.raises(TransportRefused):  # an allowed host still may not go through a proxy
+        middleware.process_request(Request("http://127.0.0.1:8401/", meta={"proxy": TOR}))
 
 
 def test_unknown_transport_is_refused_at_start() -> None:

@@ -81,3 +81,18 @@ def test_broken_yaml_and_unknown_market(tmp_path: Path) -> None:
         load_profile("tiny", tmp_path)
     with pytest.raises(ProfileError, match=r"no profile for market 'atlantis'.*known: tiny"):
         load_profile("atlantis", tmp_path)
+
+
+def test_onion_mirrors_are_validated(tmp_path: Path) -> None:
+    from transport.onion_keys import onion_key_for
+
+    good = onion_key_for("profile-test").address
+    write(tmp_path, MINIMAL.replace("http://tiny.example", f"http://{good}"))
+    assert load_profile("tiny", tmp_path).mirrors == (f"http://{good}",)
+    broken = good[:10] + ("b" if good[10] != "b" else "c") + good[11:]
+    write(tmp_path, MINIMAL.replace("http://tiny.example", f"http://{broken}"))
+    with pytest.raises(ProfileError, match=r"mirrors\[0\]: .*checksum mismatch"):
+        load_profile("tiny", tmp_path)
+    write(tmp_path, MINIMAL.replace("http://tiny.example", "http://abcdefghijklmnop.onion"))
+    with pytest.raises(ProfileError, match="v2 onion address"):
+        load_profile("tiny", tmp_path)
