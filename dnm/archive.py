@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from dnm.normalize.dates import TimeSpan
@@ -77,10 +77,16 @@ class ArchiveWriter:
         self.sessions = session_factory(engine)
         self.crawl_id: int | None = None
         self.market_id: int | None = None
+        # The market's entities by the market's own keys, loaded once: a night's crawl touches most of
+        # them, and one query each beats one query per record.
         self._vendors: dict[str, int] = {}
+        self._vendor_names: dict[int, str] = {}
         self._listings: dict[str, int] = {}
         self._categories: dict[str, int] = {}
         self._keys: dict[str, int] = {}
+        self._key_links: dict[tuple[int, int], int] = {}
+        self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
+        self._pending_feedback: list[tuple[Feedback, _KnownFeedback]] = []
         self._seen: set[tuple[str, int]] = set()
         self.duplicates = 0
 
@@ -110,7 +116,36 @@ class ArchiveWriter:
             session.add(crawl)
             session.flush()
             self.crawl_id, self.market_id = crawl.id, market.id
+            self._load_entities(session)
         return self.crawl_id
+
+    def _load_entities(self, session: Session) -> None:
+        market = self.market_id
+        for vendor_id, key, name in session.execute(
+            select(Vendor.id, Vendor.vendor_key, Vendor.name).where(Vendor.market_id == market)
+        ):
+            self._vendors[key] = vendor_id
+            self._vendor_names[vendor_id] = name
+        self._listings.update(
+            (key, listing_id)
+            for listing_id, key in session.execute(
+                select(Listing.id, Listing.listing_key).where(Listing.market_id == market)
+            )
+        )
+        self._categories.update(
+            (key, category_id)
+            for category_id, key in session.execute(
+                select(Category.id, Category.path_key).where(Category.market_id == market)
+            )
+        )
+        self._key_links.update(
+            ((vendor_id, key_id), link_id)
+            for link_id, vendor_id, key_id in session.execute(
+                select(VendorKey.id, VendorKey.vendor_id, VendorKey.pgp_key_id)
+                .join(Vendor, VendorKey.vendor_id == Vendor.id)
+                .where(Vendor.market_id == market)
+            )
+        )
 
     def finish(self, status: str, reason: str | None, stats: dict[str, Any]) -> None:
         """Close the crawl row with its final status and stats."""
@@ -140,55 +175,49 @@ class ArchiveWriter:
             )
             session.add(row)
             session.flush()
+            self._pending_feedback = []
             # Vendors first: listings and feedback on the same page refer to them.
             for record in sorted(records, key=lambda r: r.kind != "vendor"):
                 getattr(self, f"_store_{record.kind}")(session, row, page, record)
+            session.flush()  # one batch of inserts for the page; gives new feedback their ids
+            for feedback, known in self._pending_feedback:
+                known.id = feedback.id
 
     # -- entities --------------------------------------------------------------------------
 
     def _vendor_id(self, session: Session, key: str, name: str | None, seen_at: datetime) -> int:
-        if key in self._vendors:
-            return self._vendors[key]
-        vendor = session.scalar(
-            select(Vendor).where(Vendor.market_id == self.market_id, Vendor.vendor_key == key)
-        )
-        if vendor is None:
+        if key not in self._vendors:
             vendor = Vendor(market_id=self.market_id, vendor_key=key, name=name or key, first_seen_at=seen_at)
             session.add(vendor)
             session.flush()
-        self._vendors[key] = vendor.id
-        return vendor.id
+            self._vendors[key] = vendor.id
+            self._vendor_names[vendor.id] = vendor.name
+        return self._vendors[key]
 
     def _listing_id(self, session: Session, key: str, seen_at: datetime) -> int:
-        if key in self._listings:
-            return self._listings[key]
-        listing = session.scalar(
-            select(Listing).where(Listing.market_id == self.market_id, Listing.listing_key == key)
-        )
-        if listing is None:
+        if key not in self._listings:
             listing = Listing(market_id=self.market_id, listing_key=key, first_seen_at=seen_at)
             session.add(listing)
             session.flush()
-        self._listings[key] = listing.id
-        return listing.id
+            self._listings[key] = listing.id
+        return self._listings[key]
 
     def _category_id(self, session: Session, path: list[str], key: str | None = None) -> int:
         path_key = " > ".join(path)
-        if path_key in self._categories:
-            return self._categories[path_key]
-        category = session.scalar(
-            select(Category).where(Category.market_id == self.market_id, Category.path_key == path_key)
-        )
-        if category is None:
+        if path_key not in self._categories:
             category = Category(
                 market_id=self.market_id, path_key=path_key, path=list(path), category_key=key
             )
             session.add(category)
             session.flush()
-        elif key and category.category_key is None:
-            category.category_key = key
-        self._categories[path_key] = category.id
-        return category.id
+            self._categories[path_key] = category.id
+        elif key:
+            session.execute(
+                update(Category)
+                .where(Category.id == self._categories[path_key], Category.category_key.is_(None))
+                .values(category_key=key)
+            )
+        return self._categories[path_key]
 
     def _key_id(self, session: Session, fingerprint: str, armored: str, seen_at: datetime) -> int:
         if fingerprint in self._keys:
@@ -260,32 +289,33 @@ class ArchiveWriter:
             pgp_key_id=key_id,
         )
         session.add(snapshot)
-        vendor = session.get(Vendor, vendor_id)
-        assert vendor is not None
-        vendor.name = values["name"]  # the entity carries the latest name; snapshots keep history
+        if self._vendor_names.get(vendor_id) != values["name"]:
+            # The entity carries the latest name; the snapshots keep every name it had.
+            session.execute(update(Vendor).where(Vendor.id == vendor_id).values(name=values["name"]))
+            self._vendor_names[vendor_id] = values["name"]
         if key_id is not None:
             self._link_key(
                 session, vendor_id, key_id, None if printed is None else printed == key["fingerprint"]
             )
 
     def _link_key(self, session: Session, vendor_id: int, key_id: int, matches: bool | None) -> None:
-        link = session.scalar(
-            select(VendorKey).where(VendorKey.vendor_id == vendor_id, VendorKey.pgp_key_id == key_id)
-        )
-        if link is None:
-            session.add(
-                VendorKey(
-                    vendor_id=vendor_id,
-                    pgp_key_id=key_id,
-                    first_crawl_id=self.crawl_id,
-                    last_crawl_id=self.crawl_id,
-                    printed_fingerprint_matches=matches,
-                )
+        link_id = self._key_links.get((vendor_id, key_id))
+        if link_id is None:
+            link = VendorKey(
+                vendor_id=vendor_id,
+                pgp_key_id=key_id,
+                first_crawl_id=self.crawl_id,
+                last_crawl_id=self.crawl_id,
+                printed_fingerprint_matches=matches,
             )
-        else:
-            link.last_crawl_id = self.crawl_id
-            if matches is not None:
-                link.printed_fingerprint_matches = matches
+            session.add(link)
+            session.flush()
+            self._key_links[vendor_id, key_id] = link.id
+            return
+        changes: dict[str, Any] = {"last_crawl_id": self.crawl_id}
+        if matches is not None:
+            changes["printed_fingerprint_matches"] = matches
+        session.execute(update(VendorKey).where(VendorKey.id == link_id).values(**changes))
 
     def _store_listing(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
         values = record.values
@@ -325,91 +355,133 @@ class ArchiveWriter:
             ships_from_shown=_shown(record, "ships_from"),
             ships_to_shown=_shown(record, "ships_to"),
         )
+        snapshot.prices = [
+            ListingPrice(position=n, amount=p.amount, currency=p.currency, unit=p.unit, shown=p.shown)
+            for n, p in enumerate(values.get("prices") or [])
+        ]
+        snapshot.regions = [
+            ShippingRegion(role=role, position=n, code=code)
+            for role, codes in _region_roles(values)
+            for n, code in enumerate(codes)
+        ]
+        snapshot.shipping_options = [
+            _shipping_option(n, option) for n, option in enumerate(values.get("shipping_options") or [])
+        ]
         session.add(snapshot)
-        session.flush()
-        for position, shown_price in enumerate(values.get("prices") or []):
-            session.add(
-                ListingPrice(
-                    snapshot_id=snapshot.id,
-                    position=position,
-                    amount=shown_price.amount,
-                    currency=shown_price.currency,
-                    unit=shown_price.unit,
-                    shown=shown_price.shown,
-                )
-            )
-        for role, codes in _region_roles(values):
-            for position, code in enumerate(codes):
-                session.add(ShippingRegion(snapshot_id=snapshot.id, role=role, position=position, code=code))
-        for position, option in enumerate(values.get("shipping_options") or []):
-            option_price: Price | None = option.get("price")
-            session.add(
-                ShippingOption(
-                    snapshot_id=snapshot.id,
-                    position=position,
-                    name=option.get("name") or "",
-                    price_amount=option_price.amount if option_price else None,
-                    price_currency=option_price.currency if option_price else None,
-                    shown=option_price.shown if option_price else None,
-                )
-            )
 
     def _store_feedback(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
         values = record.values
         vendor_id = self._vendor_id(session, values["vendor_id"], None, page.fetched_at)
-        listing_id = (
-            self._listing_id(session, values["listing_id"], page.fetched_at)
-            if values.get("listing_id")
-            else None
-        )
+        listing_key = values.get("listing_id")
+        listing_id = self._listing_id(session, listing_key, page.fetched_at) if listing_key else None
         posted: TimeSpan | None = values.get("posted")
         price: Price | None = values.get("price")
         text_sha256 = hashlib.sha256(values["text"].encode()).hexdigest()
-        candidates = session.scalars(
-            select(Feedback).where(
-                Feedback.vendor_id == vendor_id,
-                Feedback.text_sha256 == text_sha256,
-                # A feedback already sighted in this crawl is a different one with the same words.
-                Feedback.last_crawl_id != self.crawl_id,
-            )
-        ).all()
-        for known in candidates:
-            if (
-                known.buyer == values.get("buyer")
-                and known.rating == values.get("rating")
-                # A feedback loses its listing link when the listing vanishes; that is no new feedback.
-                and (known.listing_id == listing_id or None in (known.listing_id, listing_id))
-                and _overlaps(known.posted_earliest, known.posted_latest, posted)
-            ):
-                if posted is not None:
-                    known.posted_earliest = max(filter(None, (known.posted_earliest, posted.earliest)))
-                    known.posted_latest = min(filter(None, (known.posted_latest, posted.latest)))
-                known.listing_id = known.listing_id or listing_id
-                known.last_crawl_id = self.crawl_id
-                known.last_seen_at = page.fetched_at
-                known.sightings += 1
-                return
-        session.add(
-            Feedback(
-                vendor_id=vendor_id,
-                listing_id=listing_id,
-                rating=values.get("rating"),
-                text=values["text"],
-                text_sha256=text_sha256,
-                buyer=values.get("buyer"),
-                posted_earliest=posted.earliest if posted else None,
-                posted_latest=posted.latest if posted else None,
-                price_amount=price.amount if price else None,
-                price_currency=price.currency if price else None,
-                first_crawl_id=self.crawl_id,
-                first_seen_at=page.fetched_at,
-                first_page_sha256=page.sha256,
-                last_crawl_id=self.crawl_id,
-                last_seen_at=page.fetched_at,
-                sightings=1,
-            )
+        sighting = _KnownFeedback(
+            id=0,
+            buyer=values.get("buyer"),
+            rating=values.get("rating"),
+            listing_id=listing_id,
+            earliest=posted.earliest if posted else None,
+            latest=posted.latest if posted else None,
+            last_crawl_id=self.crawl_id,
         )
-        session.flush()
+        same_words = self._feedback_of(session, vendor_id).setdefault(text_sha256, [])
+        for known in same_words:
+            # A feedback already sighted in this crawl is a different one with the same words.
+            if known.last_crawl_id != self.crawl_id and known.matches(sighting):
+                known.absorb(sighting)
+                session.execute(
+                    update(Feedback)
+                    .where(Feedback.id == known.id)
+                    .values(
+                        posted_earliest=known.earliest,
+                        posted_latest=known.latest,
+                        listing_id=known.listing_id,
+                        last_crawl_id=self.crawl_id,
+                        last_seen_at=page.fetched_at,
+                        sightings=Feedback.sightings + 1,
+                    )
+                )
+                return
+        feedback = Feedback(
+            vendor_id=vendor_id,
+            listing_id=listing_id,
+            rating=sighting.rating,
+            text=values["text"],
+            text_sha256=text_sha256,
+            buyer=sighting.buyer,
+            posted_earliest=sighting.earliest,
+            posted_latest=sighting.latest,
+            price_amount=price.amount if price else None,
+            price_currency=price.currency if price else None,
+            first_crawl_id=self.crawl_id,
+            first_seen_at=page.fetched_at,
+            first_page_sha256=page.sha256,
+            last_crawl_id=self.crawl_id,
+            last_seen_at=page.fetched_at,
+            sightings=1,
+        )
+        session.add(feedback)
+        same_words.append(sighting)
+        self._pending_feedback.append((feedback, sighting))
+
+    def _feedback_of(self, session: Session, vendor_id: int) -> dict[str, list[_KnownFeedback]]:
+        """The vendor's archived feedback by text hash, loaded on the first sighting in this crawl."""
+        if vendor_id not in self._feedback:
+            index: dict[str, list[_KnownFeedback]] = {}
+            rows = session.execute(
+                select(
+                    Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating, Feedback.listing_id,
+                    Feedback.posted_earliest, Feedback.posted_latest, Feedback.last_crawl_id,
+                ).where(Feedback.vendor_id == vendor_id)
+            )  # fmt: skip
+            for feedback_id, text_sha256, *rest in rows:
+                index.setdefault(text_sha256, []).append(_KnownFeedback(feedback_id, *rest))
+            self._feedback[vendor_id] = index
+        return self._feedback[vendor_id]
+
+
+@dataclass
+class _KnownFeedback:
+    """What deduplication needs to know of an archived feedback."""
+
+    id: int
+    buyer: str | None
+    rating: int | None
+    listing_id: int | None
+    earliest: datetime | None
+    latest: datetime | None
+    last_crawl_id: int
+
+    def matches(self, other: _KnownFeedback) -> bool:
+        """Same buyer and rating, compatible listing, overlapping posting windows."""
+        return (
+            self.buyer == other.buyer
+            and self.rating == other.rating
+            # A feedback loses its listing link when the listing vanishes; that is no new feedback.
+            and (self.listing_id == other.listing_id or None in (self.listing_id, other.listing_id))
+            and _overlaps(self.earliest, self.latest, other)
+        )
+
+    def absorb(self, other: _KnownFeedback) -> None:
+        """Narrow the posting window to what both sightings allow, and keep any listing link."""
+        if other.earliest is not None and other.latest is not None:
+            self.earliest = max(filter(None, (self.earliest, other.earliest)))
+            self.latest = min(filter(None, (self.latest, other.latest)))
+        self.listing_id = self.listing_id or other.listing_id
+        self.last_crawl_id = other.last_crawl_id
+
+
+def _shipping_option(position: int, option: dict[str, Any]) -> ShippingOption:
+    price: Price | None = option.get("price")
+    return ShippingOption(
+        position=position,
+        name=option.get("name") or "",
+        price_amount=price.amount if price else None,
+        price_currency=price.currency if price else None,
+        shown=price.shown if price else None,
+    )
 
 
 # Values that move every day without the entity itself changing: crypto conversions follow the
@@ -460,7 +532,8 @@ def _region_roles(values: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     return roles
 
 
-def _overlaps(earliest: datetime | None, latest: datetime | None, span: TimeSpan | None) -> bool:
-    if span is None or earliest is None or latest is None:
+def _overlaps(earliest: datetime | None, latest: datetime | None, other: _KnownFeedback) -> bool:
+    if None in (earliest, latest, other.earliest, other.latest):
         return True
-    return earliest <= span.latest and span.earliest <= latest
+    assert earliest and latest and other.earliest and other.latest
+    return earliest <= other.latest and other.earliest <= latest

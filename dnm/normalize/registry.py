@@ -56,6 +56,7 @@ def _context_names(function: Callable[..., object]) -> frozenset[str] | None:
 
 # Signatures are read once: normalize() runs for every field of every page.
 _ACCEPTS = {name: _context_names(function) for name, function in NORMALIZERS.items()}
+_SIGNATURES = {name: inspect.signature(function) for name, function in NORMALIZERS.items()}
 
 
 def normalize(name: str, value: object, **context: object) -> object:
@@ -71,8 +72,13 @@ def normalize(name: str, value: object, **context: object) -> object:
     accepts = _ACCEPTS[name]
     passed = context if accepts is None else {k: v for k, v in context.items() if k in accepts}
     try:
-        inspect.signature(function).bind(value, **passed)
+        return function(value, **passed)
     except TypeError as error:
-        message = f"normalizer {name!r} cannot be called with context {sorted(context)}: {error}"
-        raise TypeError(message) from None
-    return function(value, **passed)
+        # Binding is checked only after a TypeError (it costs as much as a short normalizer): a
+        # missing context keyword is a caller bug, any other TypeError is the normalizer's own.
+        try:
+            _SIGNATURES[name].bind(value, **passed)
+        except TypeError as binding:
+            message = f"normalizer {name!r} cannot be called with context {sorted(context)}: {binding}"
+            raise TypeError(message) from None
+        raise error from None
