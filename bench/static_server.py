@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -22,9 +23,12 @@ from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 
+from bench import REPO
+
 # A request head larger than this is not a crawler's: the connection is closed instead of buffering.
 MAX_HEAD = 64 * 1024
-STARTUP_TIMEOUT = 10.0
+STARTUP_TIMEOUT = 10.0  # seconds to load the pages and report the port
+STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -188,9 +192,11 @@ class StaticServer:
             [sys.executable, "-m", "bench.static_server", str(self.pages_file), "--host", self.host],
             stdout=subprocess.PIPE,
             text=True,
+            cwd=REPO,
         )
         assert self._process.stdout is not None
-        line = self._process.stdout.readline().strip()
+        ready, _, _ = select.select([self._process.stdout], [], [], STARTUP_TIMEOUT)
+        line = self._process.stdout.readline().strip() if ready else ""
         if not line.isdigit():
             self.stop()
             raise StaticServerError(
@@ -206,7 +212,7 @@ class StaticServer:
         if self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=STARTUP_TIMEOUT)
+                self._process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
