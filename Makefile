@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# gnupg: the PGP tests cross-check fingerprints with GnuPG.
-SYSTEM_PACKAGES := gnupg
+# gnupg: the PGP tests cross-check fingerprints with GnuPG. tor: the transport, the private Tor
+# network of the demo and the tests (Debian's package brings tor-gencert too).
+SYSTEM_PACKAGES := gnupg tor
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
 .PHONY: demo test lint bench system clean
@@ -32,6 +33,10 @@ system:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing system packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    case "$$missing" in *tor*) \
+	      echo "stopping the system tor service the package may have started (the project runs its own)"; \
+	      (systemctl disable --now tor || service tor stop) >/dev/null 2>&1 || true;; \
+	    esac; \
 	  else \
 	    echo "missing system packages:$$missing (run as root, or: sudo apt-get install$$missing)"; \
 	  fi; \

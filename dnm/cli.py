@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
+from transport.errors import TorError
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+TORNET_STATE = Path("var/tornet/state.json")
 
 
 class CliError(Exception):
@@ -35,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.status
+    except TorError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]tor error:[/] {exc}", highlight=False)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
@@ -72,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--crawl", type=int)
     summary.add_argument("--database")
     summary.set_defaults(handler=cmd_summary)
+
+    tornet = commands.add_parser(
+        "tornet", help="a private Tor network on loopback serving the demo markets as onion services"
+    )
+    tornet_commands = tornet.add_subparsers(title="tornet commands", metavar="COMMAND")
+    for name, handler, text in (
+        ("up", cmd_tornet_up, "start the network and the demo onions in the background"),
+        ("down", cmd_tornet_down, "stop every process of the network"),
+        ("status", cmd_tornet_status, "say whether the network runs, and where"),
+    ):
+        command = tornet_commands.add_parser(name, help=text)
+        command.add_argument("--state", type=Path, default=TORNET_STATE, help="state file (%(default)s)")
+        command.set_defaults(handler=handler)
+        if name == "up":
+            command.add_argument("--workdir", type=Path, default=TORNET_STATE.parent, help="keys, data, logs")
+            command.add_argument("--day", type=int, default=1, help="demo day the markets show")
 
     demo = commands.add_parser("demo", help="the demo marketplace: serve it, dump its ground truth, crawl it")
     demo_commands = demo.add_subparsers(title="demo commands", metavar="COMMAND")
@@ -125,6 +147,18 @@ def _add_crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Scrapy setting")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log at INFO level")
+    tor = parser.add_argument_group("tor (by default the crawl launches a dedicated tor)")
+    tor.add_argument(
+        "--tor-attach",
+        metavar="SOCKS:CONTROL",
+        help="use a running tor instead, e.g. the system tor: --tor-attach 9050:9051",
+    )
+    tor.add_argument(
+        "--tor-network",
+        metavar="STATE",
+        type=Path,
+        help="launch the crawl's tor into the private Tor network of `dnm tornet up` (tests, demo)",
+    )
 
 
 def _timestamp(text: str) -> datetime:
@@ -148,6 +182,16 @@ def _overrides(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
         overrides["DNM_TRANSPORT"] = args.transport
     if args.allow_host:
         overrides["DNM_ALLOWED_HOSTS"] = list(args.allow_host)
+    if getattr(args, "tor_attach", None):
+        socks, _, control = args.tor_attach.partition(":")
+        if not (socks.isdigit() and control.isdigit()):
+            raise CliError(f"--tor-attach takes SOCKS_PORT:CONTROL_PORT, not {args.tor_attach!r}", EXIT_USAGE)
+        overrides.update(DNM_TOR_MODE="attach", DNM_TOR_SOCKS_PORT=int(socks))
+        overrides["DNM_TOR_CONTROL_PORT"] = int(control)
+    if getattr(args, "tor_network", None):
+        from transport.tornet import load_state, network_options
+
+        overrides["DNM_TOR_EXTRA_CONFIG"] = network_options(load_state(args.tor_network).dirauthority_lines)
     overrides.setdefault("LOG_LEVEL", "INFO" if args.verbose else ("WARNING" if progress else "INFO"))
     return overrides
 
@@ -256,32 +300,101 @@ def cmd_demo_truth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_run(args: argparse.Namespace) -> int:
-    from demo.server import DemoServer
+    """Serve every demo market and crawl them: over a private Tor network, or direct on loopback."""
     from demo.truth import MARKETS
     from dnm.crawler import CrawlJob
+    from models.db import database_url
 
     progress = sys.stderr.isatty() and not args.no_progress
     console = Console()
+    tor_config: dict[str, Any] = {}
     with ExitStack() as stack:
-        servers = [
-            stack.enter_context(DemoServer(market, args.day, seed=args.seed, scale=args.scale))
-            for market in MARKETS
-        ]
-        for server in servers:
-            console.print(f"demo market [bold]{server.market}[/] (day {args.day}) serving at {server.url}")
-        args.transport = args.transport or "direct"
-        args.allow_host = [*args.allow_host, *sorted({urlsplit(s.url).hostname or "" for s in servers})]
-        jobs = [CrawlJob(server.market, server.url) for server in servers]
-        overrides = _overrides(args, progress)
-        status = _crawl_and_summarize(jobs, overrides, progress)
-    from models.db import database_url
+        if args.transport == "direct":
+            from demo.server import DemoServer
 
+            mirrors = {
+                market: stack.enter_context(
+                    DemoServer(market, args.day, seed=args.seed, scale=args.scale)
+                ).url
+                for market in MARKETS
+            }
+            hosts = sorted({urlsplit(url).hostname or "" for url in mirrors.values()})
+            args.allow_host = [*args.allow_host, *hosts]
+            where = "over plain HTTP on loopback (--transport direct)"
+        else:
+            mirrors, tor_config = _demo_onions(stack, args, console)
+            where = "as onion services on a private Tor network on loopback"
+        for market, url in mirrors.items():
+            console.print(f"demo market [bold]{market}[/] (day {args.day}) at {url}", highlight=False)
+        console.print(f"crawling {len(mirrors)} demo markets {where}")
+        overrides = _overrides(args, progress)
+        if tor_config:
+            overrides["DNM_TOR_EXTRA_CONFIG"] = tor_config
+        jobs = [CrawlJob(market, url) for market, url in mirrors.items()]
+        status = _crawl_and_summarize(jobs, overrides, progress)
     archive = database_url(overrides.get("DNM_DATABASE_URL"))
     console.print(
         f"archive: {archive}\nnext: dnm export listings --database {archive} | head, "
         f"or open it with sqlite3 (docs/data-dictionary.md)"
     )
     return status
+
+
+def _demo_onions(
+    stack: ExitStack, args: argparse.Namespace, console: Console
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Start a private Tor network for this run and publish the demo markets on it.
+
+    Returns the markets' onion URLs and the torrc options the crawl's own tor needs to join it.
+    """
+    import tempfile
+    import time
+
+    from transport.tornet import PrivateTorNetwork, network_options, serve_demo_over_tor
+
+    began = time.monotonic()
+    console.print("starting a private Tor network on loopback (4 authorities, an onion-service tor)...")
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dnm-tornet-")))
+    network = stack.enter_context(PrivateTorNetwork(workdir))  # starts it; stops it on exit
+    onions = stack.enter_context(serve_demo_over_tor(network, day=args.day, seed=args.seed))
+    console.print(f"private Tor network and demo onions ready in {time.monotonic() - began:.1f} s")
+    return dict(onions.urls), network_options(network.dirauthority_lines())
+
+
+def cmd_tornet_up(args: argparse.Namespace) -> int:
+    from transport.tornet import up
+
+    state = up(args.state, args.workdir, day=args.day)
+    console = Console()
+    console.print(f"private Tor network up in {state.start_seconds or 0:.1f} s (state: {args.state})")
+    console.print(f"client tor: socks 127.0.0.1:{state.socks_port}, control 127.0.0.1:{state.control_port}")
+    for market, url in state.onions.items():
+        console.print(f"  {market}: {url}")
+    console.print(f"crawl: dnm crawl {' '.join(state.onions)} --tor-network {args.state}")
+    return EXIT_OK
+
+
+def cmd_tornet_down(args: argparse.Namespace) -> int:
+    from transport.tornet import down
+
+    report = down(args.state)
+    Console().print(f"private Tor network down ({report})")
+    return EXIT_OK
+
+
+def cmd_tornet_status(args: argparse.Namespace) -> int:
+    from transport.tornet import status
+
+    report = status(args.state, probe=True)
+    console = Console()
+    if not report["running"]:
+        console.print(f"not running ({report.get('reason') or report.get('alive')})")
+        return EXIT_FAILED
+    console.print(f"running since {report['started_at']}: socks 127.0.0.1:{report['socks_port']}")
+    for market, url in report["onions"].items():
+        reachable = "reachable" if report.get("reachable", {}).get(market) else "NOT reachable"
+        console.print(f"  {market}: {url} ({reachable})")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

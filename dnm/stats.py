@@ -18,16 +18,28 @@ def exception_cause(exception: BaseException) -> str:
     """A short, stable cause name for an exception raised while downloading."""
     name = type(exception).__name__
     lowered = name.lower()
-    for needle, cause in (
-        ("timeout", "timeout"),
-        ("refused", "connection_refused"),
-        ("dns", "dns"),
-        ("resolve", "dns"),
-        ("dataloss", "data_loss"),
-        ("connectionlost", "connection_lost"),
-        ("reset", "connection_lost"),
-        ("ignorerequest", "refused_by_guard"),
-    ):
+    for needle, cause in CAUSES:
         if needle in lowered:
             return cause
     return name
+
+
+# Substring of an exception's class name -> the cause it is counted under.
+CAUSES = (
+    ("timeout", "timeout"),
+    ("refused", "connection_refused"),
+    ("dns", "dns"),
+    ("resolve", "dns"),
+    ("dataloss", "data_loss"),
+    ("connectionlost", "connection_lost"),
+    ("reset", "connection_lost"),
+    ("transportrefused", "refused_by_guard"),
+    ("ignorerequest", "ignored"),
+    ("downloadfailed", "download_failed"),
+    ("proxyerror", "proxy_error"),
+)
+
+
+def is_known_cause(cause: str) -> bool:
+    """True for the network and HTTP causes a crawl expects to meet; False hints at a bug."""
+    return cause.startswith("http_") or cause in {known for _, known in CAUSES}

@@ -162,10 +162,11 @@ def render(summary: CrawlSummary, console: Console | None = None) -> None:
     """Print the summary as a table."""
     console = console or Console()
     table = Table(title=f"Crawl {summary.crawl_id} of {summary.market}: {summary.status}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    via = summary.transport + (f" (tor {summary.tor_version})" if summary.tor_version else "")
-    table.add_row("reached", f"{summary.mirror} via {via}")
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("mirror", summary.mirror or "")
+    transport = f"tor {summary.tor_version}" if summary.tor_version else summary.transport
+    table.add_row("transport", transport if summary.transport == "tor" else f"{transport} (no Tor)")
     if summary.duration_seconds is not None:
         table.add_row("duration", f"{summary.duration_seconds:.1f} s")
     if summary.status_reason:

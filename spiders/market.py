@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from dnm.extraction import classify, extract_links
 from dnm.items import PageItem
 from dnm.profile import Profile, ProfileError, load_profile
-from dnm.stats import failure_cause
+from dnm.stats import failure_cause, is_known_cause
 
 
 class MarketSpider(scrapy.Spider):
@@ -102,6 +102,8 @@ class MarketSpider(scrapy.Spider):
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(f"dnm/errors/{cause}")
         request = getattr(failure, "request", None)
-        self.logger.warning(
-            "fetch failed (%s): %s", cause, request.url if request else failure.getErrorMessage()
-        )
+        url = request.url if request else failure.getErrorMessage()
+        if is_known_cause(cause):
+            self.logger.warning("fetch failed (%s): %s", cause, url)
+        else:  # not a network condition: a bug somewhere in the chain, so keep the traceback
+            self.logger.error("fetch failed (%s): %s\n%s", cause, url, failure.getTraceback())

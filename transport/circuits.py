@@ -1,15 +1,18 @@
 """Circuits and Tor health during a crawl: isolation identities, renewal, and restarting a dead tor.
 
-An identity is a market plus an account ("hollowmere/anonymous"); Tor gives each distinct SOCKS
+An identity is a market plus an account ("hollowmere.anonymous"); Tor gives each distinct SOCKS
 username its own circuits (IsolateSOCKSAuth). Renewing an identity's circuit bumps a generation
-suffix ("hollowmere/anonymous#2"): a new username, so a new circuit at once, without waiting for
-NEWNYM's rate limit; NEWNYM is sent too when Tor allows it, to drop the old circuits.
+suffix ("hollowmere.anonymous.2"): a new username, so a new circuit at once, without waiting for
+NEWNYM's rate limit; NEWNYM is sent too when Tor allows it, to drop the old circuits. Identities use
+only URL-safe characters, because they travel as the userinfo of a socks5h:// proxy URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -20,6 +23,14 @@ from transport.errors import TorError
 from transport.process import TorInstance
 
 logger = logging.getLogger(__name__)
+
+
+def url_safe(name: str) -> str:
+    """`name` with only letters, digits, "_" and "-"; a short hash keeps altered names distinct."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+    if safe == name:
+        return name
+    return f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 class CircuitManager:
@@ -37,19 +48,19 @@ class CircuitManager:
 
     @staticmethod
     def base(market: str, account: str | None = None) -> str:
-        return f"{market}/{account or 'anonymous'}"
+        return f"{url_safe(market)}.{url_safe(account or 'anonymous')}"
 
     def identity(self, market: str, account: str | None = None) -> str:
         """The SOCKS username for a market and account, at its current generation."""
         base = self.base(market, account)
-        return f"{base}#{self.generations[base]}"
+        return f"{base}.{self.generations[base]}"
 
     def note_success(self, identity: str) -> None:
-        self.timeouts[identity.rsplit("#", 1)[0]] = 0
+        self.timeouts[identity.rsplit(".", 1)[0]] = 0
 
     def note_timeout(self, identity: str) -> bool:
         """Count a timeout; True when the identity has had enough in a row to deserve a new circuit."""
-        base = identity.rsplit("#", 1)[0]
+        base = identity.rsplit(".", 1)[0]
         self.timeouts[base] += 1
         if self.timeouts[base] >= self.renew_after_timeouts:
             self.timeouts[base] = 0
@@ -58,13 +69,13 @@ class CircuitManager:
 
     def renew(self, identity: str, reason: str) -> str:
         """Give the identity a new circuit; returns its new SOCKS username."""
-        base = identity.rsplit("#", 1)[0]
+        base = identity.rsplit(".", 1)[0]
         self.generations[base] += 1
         self.stats.inc_value("dnm/tor/circuits_renewed")
         self.stats.inc_value(f"dnm/tor/circuits_renewed/{reason}")
         logger.info("new circuit for %s (%s)", base, reason)
         self.newnym()
-        return self.identity(*base.split("/", 1))
+        return f"{base}.{self.generations[base]}"
 
     def newnym(self) -> bool:
         """Send NEWNYM if Tor's rate limit allows it now; True if sent."""
@@ -83,13 +94,18 @@ class CircuitManager:
     async def ensure_tor(self) -> bool:
         """After a connection failure: True if Tor is (again) usable, restarting it when it died.
 
-        Concurrent failures share one restart. Gives up (False) after `max_restarts`.
+        Every failure that arrives while a check or restart is under way waits for that same one,
+        so a dead Tor is restarted once, not once per failed request. Gives up (False) after
+        `max_restarts`.
         """
         if self._restart is None or self._restart.done():
-            if await asyncio.to_thread(self.tor.is_alive):
-                return True
-            self._restart = asyncio.ensure_future(self._do_restart())
+            self._restart = asyncio.ensure_future(self._check_and_restart())
         return await asyncio.shield(self._restart)
+
+    async def _check_and_restart(self) -> bool:
+        if await asyncio.to_thread(self.tor.is_alive):
+            return True
+        return await self._do_restart()
 
     async def _do_restart(self) -> bool:
         if self.restarts >= self.max_restarts:

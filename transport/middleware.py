@@ -25,12 +25,18 @@ from transport.process import TorInstance
 logger = logging.getLogger(__name__)
 
 # Failures after which Tor itself may be gone (rather than the market): worth a health check.
-TRANSPORT_CAUSES = {"connection_refused", "connection_lost", "DownloadFailedError", "ProxyError"}
+TRANSPORT_CAUSES = {"connection_refused", "connection_lost", "download_failed", "proxy_error"}
 
 
 def socks_proxy_url(port: int, identity: str) -> str:
-    """The socks5h URL whose username is the isolation identity (the password only has to exist)."""
-    return f"socks5h://{quote(identity, safe='')}:x@127.0.0.1:{port}"
+    """The socks5h URL whose username is the isolation identity (the password only has to exist).
+
+    The identity must be URL-safe as it is: Scrapy's proxy middleware and the httpx handler take
+    the userinfo apart and put it back unquoted, so a "/" or "#" in it would change the proxy's host.
+    """
+    if quote(identity, safe="") != identity:
+        raise ValueError(f"isolation identity {identity!r} is not URL-safe")
+    return f"socks5h://{identity}:x@127.0.0.1:{port}"
 
 
 class TorTransportMiddleware:

@@ -1,4 +1,4 @@
-"""Deterministic v3 onion service keys, the files and ADD_ONION blobs tor reads them from, and v3 address checks.
+"""Deterministic v3 onion service keys, as HiddenServiceDir files or ADD_ONION blobs; v3 address checks.
 
 A demo market gets the same .onion address in every run because its key is derived from a label and
 a seed. The validator is what market profiles use to reject a mistyped or truncated onion address.

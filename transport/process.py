@@ -94,10 +94,11 @@ class TorInstance:
             if self.is_alive():
                 return
             if self.launched:
+                if self.data_dir is None:
+                    raise TorControlError("cannot restart tor: its data directory (and torrc) is unknown")
                 self.stop()
-                self.process = _launch(
-                    self.binary or tor_binary(), self.config, self.bootstrap_timeout, progress
-                )
+                torrc = self.data_dir / "torrc"
+                self.process = _launch(self.binary or tor_binary(), torrc, self.bootstrap_timeout, progress)
             else:
                 _wait_until(self.is_alive, self.bootstrap_timeout, f"tor on control port {self.control_port}")
 

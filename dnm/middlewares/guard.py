@@ -64,7 +64,24 @@ class TransportGuardMiddleware:
             return f"host {host!r} is not in DNM_ALLOWED_HOSTS (direct transport fetches only those)"
         if not is_valid_v3_onion(host):
             return f"host {host!r} is not a v3 onion address; only onions are fetched through Tor"
-        expected = f"@127.0.0.1:{self.socks_port}"
-        if not (proxy and proxy.startswith("socks5h://") and proxy.endswith(expected)):
+        if not self.is_our_tor(proxy):
             return f"not routed through the crawl's Tor SOCKS port with remote DNS (proxy {proxy!r})"
         return None
+
+    def is_our_tor(self, proxy: str | None) -> bool:
+        """True for socks5h://user:pass@127.0.0.1:<our SOCKS port>, parsed as the handler will parse it."""
+        if not proxy:
+            return False
+        parts = urlsplit(proxy)
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        return (
+            parts.scheme == "socks5h"
+            and parts.hostname == "127.0.0.1"
+            and port == self.socks_port
+            and not parts.path
+            and not parts.query
+            and not parts.fragment
+        )

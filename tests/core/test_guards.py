@@ -14,7 +14,7 @@ from transport.onion_keys import onion_key_for
 
 ONION_HOST = onion_key_for("guard-test").address
 ONION = f"http://{ONION_HOST}/listing/1"
-TOR = "socks5h://hollowmere%2Fanonymous%230:x@127.0.0.1:9999"
+TOR = "socks5h://hollowmere.anonymous.0:x@127.0.0.1:9999"
 
 
 def guard(**settings: object) -> TransportGuardMiddleware:
@@ -34,6 +34,8 @@ def test_tor_transport_lets_only_onions_out_and_only_through_tor() -> None:
         Request(ONION),  # no proxy: it would leave directly
         Request(ONION, meta={"proxy": TOR.replace("socks5h", "socks5")}),  # local name resolution
         Request(ONION, meta={"proxy": TOR.replace("9999", "9050")}),  # someone else's Tor
+        # A userinfo with "/" or "#" moves the proxy's host once unquoted: it must not pass.
+        Request(ONION, meta={"proxy": "socks5h://market/x#0:x@127.0.0.1:9999"}),
     ]
     for request in refused:
         with pytest.raises(TransportRefused):
