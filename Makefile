@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := gnupg tor
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
-.PHONY: demo test lint bench system clean
+.PHONY: demo test lint bench bench-tor system clean
 
 demo: $(STAMP)
 	$(BIN)/dnm demo run --database $(DEMO_DATABASE)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+
+bench-tor: $(STAMP)
+	$(BIN)/python -m bench.tor
 
 system:
 	@missing=""; \

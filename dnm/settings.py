@@ -27,6 +27,7 @@ DNM_TOR_BOOTSTRAP_TIMEOUT = 90.0
 DNM_TOR_EXTRA_CONFIG: dict[str, object] = {}  # torrc options added to a launched tor (private networks)
 DNM_TOR_RENEW_AFTER_TIMEOUTS = 3  # timeouts in a row on one identity before it gets a new circuit
 DNM_TOR_MAX_RESTARTS = 3  # restarts of a dead tor per crawl before the crawl stops as partial
+DNM_TOR_LANES = 1  # isolation identities (circuits) an anonymous crawl of one market is spread over
 
 # -- behaving like a careful human visitor ------------------------------------------------------
 # Tor Browser's User-Agent: the crawler must not identify itself to the markets it studies.

@@ -50,9 +50,12 @@ class CircuitManager:
     def base(market: str, account: str | None = None) -> str:
         return f"{url_safe(market)}.{url_safe(account or 'anonymous')}"
 
-    def identity(self, market: str, account: str | None = None) -> str:
-        """The SOCKS username for a market and account, at its current generation."""
-        base = self.base(market, account)
+    def identity(self, market: str, account: str | None = None, lane: int = 0) -> str:
+        """The SOCKS username for a market and account (and lane), at its current generation.
+
+        Lanes spread an anonymous crawl of one market over several circuits (`DNM_TOR_LANES`).
+        """
+        base = self.base(market, account) + (f"-{lane}" if lane else "")
         return f"{base}.{self.generations[base]}"
 
     def note_success(self, identity: str) -> None:

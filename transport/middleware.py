@@ -1,7 +1,8 @@
 """Tor transport: each request leaves through Tor's SOCKS port, names resolved by Tor, a circuit per identity.
 
 Settings: `DNM_TRANSPORT` (active only for "tor"), the `DNM_TOR_*` settings `dnm crawl` fills from the
-Tor it launched or attached to, `DNM_TOR_RENEW_AFTER_TIMEOUTS` (3), `DNM_TOR_MAX_RESTARTS` (3).
+Tor it launched or attached to, `DNM_TOR_RENEW_AFTER_TIMEOUTS` (3), `DNM_TOR_MAX_RESTARTS` (3),
+`DNM_TOR_LANES` (1; anonymous pages of a market are spread over this many identities, hence circuits).
 Request meta: `dnm_account` (an account gets its own circuits and cookie jar); the middleware sets
 `proxy` and `dnm_isolation`. Stats: `dnm/tor/requests`, `dnm/tor/failures/<cause>`,
 `dnm/tor/circuits_renewed[/<reason>]`, `dnm/tor/newnym`, `dnm/tor/restarts`, `dnm/tor/requeued`.
@@ -10,6 +11,7 @@ Request meta: `dnm_account` (an account gets its own circuits and cookie jar); t
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -49,6 +51,7 @@ class TorTransportMiddleware:
         self.crawler = crawler
         self.tor = TorInstance.from_settings(settings)
         self.allowed_hosts = {h.lower() for h in settings.getlist("DNM_ALLOWED_HOSTS")}
+        self.lanes = max(1, settings.getint("DNM_TOR_LANES", 1))
         self.circuits = CircuitManager(
             self.tor,
             crawler.stats,
@@ -65,7 +68,9 @@ class TorTransportMiddleware:
             return  # named in settings to be fetched directly (loopback test servers)
         market = getattr(self.crawler.spider, "market", "default")
         account = request.meta.get("dnm_account")
-        identity = self.circuits.identity(market, account)
+        # Lanes are for anonymous pages only: a logged-in session stays on one circuit, as a person's would.
+        lane = zlib.crc32(request.url.encode()) % self.lanes if account is None and self.lanes > 1 else 0
+        identity = self.circuits.identity(market, account, lane)
         request.meta["dnm_isolation"] = identity
         request.meta["proxy"] = socks_proxy_url(self.tor.socks_port, identity)
         # Cookies follow the account, not the circuit: a new circuit must not log the account out.
