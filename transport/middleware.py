@@ -10,6 +10,7 @@ Request meta: `dnm_account` (an account gets its own circuits and cookie jar); t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from typing import Any
@@ -52,6 +53,7 @@ class TorTransportMiddleware:
         self.tor = TorInstance.from_settings(settings)
         self.allowed_hosts = {h.lower() for h in settings.getlist("DNM_ALLOWED_HOSTS")}
         self.lanes = max(1, settings.getint("DNM_TOR_LANES", 1))
+        self.closing: asyncio.Future[None] | None = None
         self.circuits = CircuitManager(
             self.tor,
             crawler.stats,
@@ -62,6 +64,18 @@ class TorTransportMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> TorTransportMiddleware:
         return cls(crawler)
+
+    def give_up(self) -> None:
+        """Close the crawl (it ends as partial) once Tor cannot be brought back.
+
+        The close is scheduled, not awaited: the engine waits for in-flight downloads to finish,
+        and this very request is one of them.
+        """
+        if self.closing is None:
+            logger.error("tor is gone and could not be restarted; closing the crawl as partial")
+            engine = self.crawler.engine
+            assert engine is not None
+            self.closing = asyncio.ensure_future(engine.close_spider_async(reason="tor_unavailable"))
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         if (urlsplit(request.url).hostname or "").lower() in self.allowed_hosts:
@@ -96,8 +110,7 @@ class TorTransportMiddleware:
         identity = request.meta.get("dnm_isolation")
         if cause in TRANSPORT_CAUSES:
             if not await self.circuits.ensure_tor():
-                logger.error("tor is gone and could not be restarted; closing the crawl as partial")
-                await self.crawler.engine.close_spider_async(reason="tor_unavailable")  # type: ignore[union-attr]
+                self.give_up()
                 return None
             if self.circuits.restarts and request.meta.get("dnm_requeued", 0) < 3:
                 # The request failed because Tor was down, not because of the market: try it again

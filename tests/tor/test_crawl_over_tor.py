@@ -89,37 +89,66 @@ def test_markets_get_separate_circuits(tor_network: PrivateTorNetwork, demo_onio
     assert hollowmere.isdisjoint(copperline)
 
 
-def test_killed_tor_is_restarted_and_nothing_is_lost(network_state: Path, tmp_path: Path) -> None:
+def crawl_and_kill_its_tor(
+    state: Path, tmp_path: Path, *settings: str
+) -> tuple[subprocess.Popen[str], str, int]:
+    """Start a slow crawl of hollowmere over Tor and SIGKILL the crawl's tor once 40 pages are in."""
     url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
     tor_dir = tmp_path / "crawler-tor"
     command = [
-        sys.executable, "-m", "dnm.cli", "crawl", "hollowmere", "--tor-network", str(network_state),
+        sys.executable, "-m", "dnm.cli", "crawl", "hollowmere", "--tor-network", str(state),
         "--database", url, "--no-progress", "--set", f"DNM_TOR_DATA_DIR={tor_dir}",
         "--set", "CONCURRENT_REQUESTS=2", "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2",
+        *(part for setting in settings for part in ("--set", setting)),
     ]  # fmt: skip
     crawl = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     engine = open_engine(url)
     deadline = time.monotonic() + 120
-    killed = None
-    while time.monotonic() < deadline and crawl.poll() is None:
-        with Session(engine) as session:
-            pages = session.scalar(select(func.count()).select_from(Page)) or 0
-        if pages >= 40 and (tor_dir / "tor.pid").exists():
-            killed = int((tor_dir / "tor.pid").read_text())
-            os.kill(killed, signal.SIGKILL)
-            break
-        time.sleep(0.2)
-    assert killed, "the crawl ended before its tor could be killed"
-    _, stderr = crawl.communicate(timeout=300)
+    try:
+        while time.monotonic() < deadline and crawl.poll() is None:
+            with Session(engine) as session:
+                pages = session.scalar(select(func.count()).select_from(Page)) or 0
+            if pages >= 40 and (tor_dir / "tor.pid").exists():
+                killed = int((tor_dir / "tor.pid").read_text())
+                os.kill(killed, signal.SIGKILL)
+                return crawl, url, killed
+            time.sleep(0.2)
+    except BaseException:
+        crawl.kill()
+        raise
+    crawl.kill()
+    raise AssertionError("the crawl ended before its tor could be killed")
+
+
+def finish(crawl: subprocess.Popen[str], timeout: float = 300) -> str:
+    try:
+        return crawl.communicate(timeout=timeout)[1]
+    finally:
+        crawl.kill()  # never leave a hung crawl behind a failed assertion
+
+
+def test_killed_tor_is_restarted_and_nothing_is_lost(network_state: Path, tmp_path: Path) -> None:
+    crawl, url, _ = crawl_and_kill_its_tor(network_state, tmp_path)
+    stderr = finish(crawl)
     assert crawl.returncode == 0, stderr[-3000:]
+    engine = open_engine(url)
     row = latest_crawl(engine, "hollowmere")
     assert row.status == "complete" and row.stats is not None
     assert row.stats["dnm/tor/restarts"] >= 1
     exported = list(export_rows(engine, "listings", ExportFilter(crawl_id=row.id)))
     assert compare_listings(exported, truth("hollowmere", 1, kind="listings")) == []
-    assert not (tor_dir / "tor.pid").exists()  # the restarted tor was stopped with the crawl
+    assert not (tmp_path / "crawler-tor" / "tor.pid").exists()  # the restarted tor was stopped with the crawl
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Crawl)) == 1
+
+
+def test_tor_that_cannot_come_back_ends_the_crawl_as_partial(network_state: Path, tmp_path: Path) -> None:
+    crawl, url, _ = crawl_and_kill_its_tor(network_state, tmp_path, "DNM_TOR_MAX_RESTARTS=0")
+    stderr = finish(crawl, timeout=120)
+    assert crawl.returncode == 3, stderr[-3000:]  # partial, for cron
+    row = latest_crawl(open_engine(url), "hollowmere")
+    assert row.status == "partial" and row.status_reason and "tor_unavailable" in row.status_reason
+    assert "tor is gone and could not be restarted" in stderr
 
 
 LEAK_PROBE = """
