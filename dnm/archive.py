@@ -230,6 +230,18 @@ class ArchiveWriter:
         self._keys[fingerprint] = key.id
         return key.id
 
+    def _provenance(self, row: Page, page: CapturedPage, record: Record) -> dict[str, Any]:
+        """The provenance columns of a snapshot read from `page` (see models.base.SnapshotProvenance)."""
+        return {
+            "crawl_id": self.crawl_id,
+            "page_id": row.id,
+            "observed_at": page.fetched_at,
+            "url": page.url,
+            "page_sha256": page.sha256,
+            "content_sha256": content_hash(record.kind, record.values),
+            "profile_version": self.profile.parser_version,
+        }
+
     def _first_sighting(self, kind: str, entity_id: int) -> bool:
         """True once per entity per crawl: a second page showing the same listing is not a second snapshot."""
         if (kind, entity_id) in self._seen:
@@ -266,13 +278,7 @@ class ArchiveWriter:
         printed = values.get("fingerprint")
         snapshot = VendorSnapshot(
             vendor_id=vendor_id,
-            crawl_id=self.crawl_id,
-            page_id=row.id,
-            observed_at=page.fetched_at,
-            url=page.url,
-            page_sha256=page.sha256,
-            content_sha256=content_hash(record.kind, values),
-            profile_version=self.profile.parser_version,
+            **self._provenance(row, page, record),
             name=values["name"],
             name_shown=str(record.shown.get("name", values["name"])),
             level=values.get("level"),
@@ -333,13 +339,7 @@ class ArchiveWriter:
         price: Price | None = values.get("price")
         snapshot = ListingSnapshot(
             listing_id=listing_id,
-            crawl_id=self.crawl_id,
-            page_id=row.id,
-            observed_at=page.fetched_at,
-            url=page.url,
-            page_sha256=page.sha256,
-            content_sha256=content_hash(record.kind, values),
-            profile_version=self.profile.parser_version,
+            **self._provenance(row, page, record),
             vendor_id=vendor_id,
             vendor_name=values.get("vendor"),
             category_id=category_id,

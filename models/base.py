@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.types import UTCDateTime
 
 # Named constraints keep migrations reproducible on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -19,3 +23,16 @@ class Base(DeclarativeBase):
     """Base class of all archive tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SnapshotProvenance:
+    """Columns every snapshot carries: which crawl saw it, when, on which page, read by which parser."""
+
+    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"))
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    url: Mapped[str] = mapped_column(String(2000))
+    page_sha256: Mapped[str] = mapped_column(String(64))
+    # Hash of the normalized values that define the entity's state: equal hashes, nothing changed.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    profile_version: Mapped[str] = mapped_column(String(40))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base
+from models.base import Base, SnapshotProvenance
 from models.types import ExactDecimal, UTCDateTime
 
 
@@ -59,20 +59,13 @@ class Listing(Base):
     __table_args__ = (UniqueConstraint("market_id", "listing_key", name="uq_listings_market_key"),)
 
 
-class ListingSnapshot(Base):
+class ListingSnapshot(SnapshotProvenance, Base):
     """A listing as one crawl observed it: normalized values next to the strings the page showed."""
 
     __tablename__ = "listing_snapshots"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
-    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"))
-    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
-    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    url: Mapped[str] = mapped_column(String(2000))
-    page_sha256: Mapped[str] = mapped_column(String(64))
-    content_sha256: Mapped[str] = mapped_column(String(64))
-    profile_version: Mapped[str] = mapped_column(String(40))
 
     vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"))
     # The vendor name the listing page showed: names change, and the snapshot keeps the one seen.

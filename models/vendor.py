@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base
+from models.base import Base, SnapshotProvenance
 from models.types import ExactDecimal, UTCDateTime
 
 
@@ -28,20 +28,13 @@ class Vendor(Base):
     __table_args__ = (UniqueConstraint("market_id", "vendor_key", name="uq_vendors_market_key"),)
 
 
-class VendorSnapshot(Base):
+class VendorSnapshot(SnapshotProvenance, Base):
     """A vendor profile as one crawl observed it, with the page it came from."""
 
     __tablename__ = "vendor_snapshots"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
-    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"))
-    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
-    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    url: Mapped[str] = mapped_column(String(2000))
-    page_sha256: Mapped[str] = mapped_column(String(64))
-    content_sha256: Mapped[str] = mapped_column(String(64))
-    profile_version: Mapped[str] = mapped_column(String(40))
 
     name: Mapped[str] = mapped_column(String(200))
     name_shown: Mapped[str] = mapped_column(String(400))
