@@ -207,3 +207,27 @@ def test_stalled_bootstrap_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "did not bootstrap within 6 s" in result.stderr
     assert time.monotonic() - began < 60
+
+
+def test_http_cache_and_autothrottle_work_over_tor(
+    tor_network: PrivateTorNetwork, demo_onions, tmp_path: Path
+) -> None:
+    """Scrapy's own machinery still works through the httpx SOCKS handler: a second crawl hits the cache."""
+    attach = f"{tor_network.client_socks_port}:{tor_network.client_control_port}"
+    settings = [
+        "--set", "HTTPCACHE_ENABLED=True", "--set", f"HTTPCACHE_DIR={tmp_path / 'cache'}",
+        "--set", "AUTOTHROTTLE_ENABLED=True", "--set", "AUTOTHROTTLE_TARGET_CONCURRENCY=4",
+    ]  # fmt: skip
+    stats = []
+    for run in ("first", "second"):
+        url = f"sqlite:///{tmp_path / f'{run}.sqlite'}"
+        result = run_dnm(
+            "crawl", "copperline", "--tor-attach", attach, "--database", url, "--no-progress", *settings
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        crawl = latest_crawl(open_engine(url), "copperline")
+        assert crawl.status == "complete" and crawl.stats is not None
+        stats.append(crawl.stats)
+    first, second = stats
+    assert first.get("httpcache/hit", 0) == 0 and first["httpcache/store"] == first["response_received_count"]
+    assert second["httpcache/hit"] == second["response_received_count"] == first["response_received_count"]
