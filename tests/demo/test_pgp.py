@@ -52,6 +52,15 @@ def test_gnupg_accepts_fingerprint_and_self_signature(tmp_path: Path) -> None:
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+    try:
+        _check_with_gnupg(keys, tmp_path, env)
+    finally:  # importing starts a gpg-agent for this home; do not leave it running
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], env=env, capture_output=True
+        )
+
+
+def _check_with_gnupg(keys: list, tmp_path: Path, env: dict[str, str]) -> None:
     for i, key in enumerate(keys):
         path = tmp_path / f"k{i}.asc"
         path.write_text(key.armored + "\n")
