@@ -108,9 +108,7 @@ def _listings(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any
                 }
                 for option in snap.shipping_options
             ],
-            "url": snap.url,
-            "page_sha256": snap.page_sha256,
-            "profile_version": snap.profile_version,
+            **_provenance(snap),
         }
 
 
@@ -142,9 +140,7 @@ def _vendors(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any]
             "pgp_fingerprint": key.fingerprint if key else None,
             "fingerprint_shown": snap.fingerprint_shown is not None,
             "feedback_count": snap.feedback_count,
-            "url": snap.url,
-            "page_sha256": snap.page_sha256,
-            "profile_version": snap.profile_version,
+            **_provenance(snap),
         }
 
 
@@ -225,6 +221,11 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
 
 
 WRITERS = {"jsonl": write_jsonl, "csv": write_csv}
+
+
+def _provenance(snap: ListingSnapshot | VendorSnapshot) -> dict[str, Any]:
+    """Where a snapshot came from: its page and the parser that read it."""
+    return {"url": snap.url, "page_sha256": snap.page_sha256, "profile_version": snap.profile_version}
 
 
 def _iso(value: datetime | date | None) -> str | None:

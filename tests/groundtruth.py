@@ -8,6 +8,7 @@ archived with exactly the values a perfect parser would read.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,42 +43,48 @@ def _when(value: str) -> datetime:
 
 
 def compare_listings(exported: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
-    """Differences between exported listing rows and truth rows (empty when they agree)."""
-    problems: list[str] = []
-    by_id = {row["listing_id"]: row for row in exported}
-    if len(by_id) != len(exported):
-        problems.append(f"duplicate listing snapshots: {len(exported)} rows for {len(by_id)} listings")
-    wanted = {row["listing_id"]: row for row in truth if not row.get("malformed")}
-    for listing_id in sorted(wanted.keys() - by_id.keys()):
-        problems.append(f"listing {listing_id}: missing from the archive")
-    for listing_id in sorted(by_id.keys() - {row["listing_id"] for row in truth}):
-        problems.append(f"listing {listing_id}: archived but not on the market")
-    for listing_id in sorted(wanted.keys() & by_id.keys()):
-        got, want = by_id[listing_id], wanted[listing_id]
-        problems.extend(_provenance(f"listing {listing_id}", got))
-        for field in LISTING_FIELDS:
-            if _normal(field, got.get(field)) != _normal(field, want.get(field)):
-                problems.append(_mismatch(f"listing {listing_id}.{field}", got.get(field), want.get(field)))
-    return problems
+    """Differences between exported listing rows and truth rows (empty when they agree).
+
+    Listings the market served malformed are expected to be missing (their pages are counted errors).
+    """
+    malformed = {row["listing_id"] for row in truth if row.get("malformed")}
+    return _compare_snapshots("listing", LISTING_FIELDS, exported, truth, may_miss=malformed)
 
 
 def compare_vendors(exported: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[str]:
     """Differences between exported vendor rows and truth rows; last-seen must contain the true instant."""
-    problems: list[str] = []
-    by_id = {row["vendor_id"]: row for row in exported}
-    if len(by_id) != len(exported):
-        problems.append(f"duplicate vendor snapshots: {len(exported)} rows for {len(by_id)} vendors")
+    problems = _compare_snapshots("vendor", VENDOR_FIELDS, exported, truth)
     wanted = {row["vendor_id"]: row for row in truth}
-    for vendor_id in sorted(wanted.keys() ^ by_id.keys()):
-        where = "missing from the archive" if vendor_id in wanted else "archived but not on the market"
-        problems.append(f"vendor {vendor_id}: {where}")
-    for vendor_id in sorted(wanted.keys() & by_id.keys()):
-        got, want = by_id[vendor_id], wanted[vendor_id]
-        problems.extend(_provenance(f"vendor {vendor_id}", got))
-        for field in VENDOR_FIELDS:
+    for got in exported:
+        if got["vendor_id"] in wanted:
+            label = f"vendor {got['vendor_id']}.last_seen"
+            problems.extend(_span(label, got, wanted[got["vendor_id"]], "last_seen"))
+    return problems
+
+
+def _compare_snapshots(
+    kind: str,
+    fields: tuple[str, ...],
+    exported: list[dict[str, Any]],
+    truth: list[dict[str, Any]],
+    may_miss: Collection[str] = (),
+) -> list[str]:
+    key = f"{kind}_id"
+    problems: list[str] = []
+    by_id = {row[key]: row for row in exported}
+    if len(by_id) != len(exported):
+        problems.append(f"duplicate {kind} snapshots: {len(exported)} rows for {len(by_id)} {kind}s")
+    wanted = {row[key]: row for row in truth if row[key] not in may_miss}
+    for entity in sorted(wanted.keys() - by_id.keys()):
+        problems.append(f"{kind} {entity}: missing from the archive")
+    for entity in sorted(by_id.keys() - {row[key] for row in truth}):
+        problems.append(f"{kind} {entity}: archived but not on the market")
+    for entity in sorted(wanted.keys() & by_id.keys()):
+        got, want = by_id[entity], wanted[entity]
+        problems.extend(_provenance(f"{kind} {entity}", got))
+        for field in fields:
             if _normal(field, got.get(field)) != _normal(field, want.get(field)):
-                problems.append(_mismatch(f"vendor {vendor_id}.{field}", got.get(field), want.get(field)))
-        problems.extend(_span(f"vendor {vendor_id}.last_seen", got, want, "last_seen"))
+                problems.append(_mismatch(f"{kind} {entity}.{field}", got.get(field), want.get(field)))
     return problems
 
 
