@@ -42,13 +42,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Debian installs tor in /usr/sbin, which is not on a normal user's PATH.
+SEARCH_PATH_FALLBACK = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
 def tor_binary(explicit: str | None = None) -> str:
-    """The tor binary to launch: explicit, else $DNM_TOR_BINARY, else `tor` on PATH."""
-    binary = explicit or os.environ.get("DNM_TOR_BINARY") or "tor"
-    resolved = shutil.which(binary)
-    if resolved is None:
-        raise TorNotInstalled(binary)
-    return resolved
+    """The tor binary: explicit, else $DNM_TOR_BINARY, else `tor` on PATH or in /usr/sbin (Debian)."""
+    name = explicit or os.environ.get("DNM_TOR_BINARY") or "tor"
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SEARCH_PATH_FALLBACK))
+    if found is None:
+        raise TorNotInstalled(name)
+    return found
+
+
+def render_torrc(config: dict[str, Any]) -> str:
+    """A torrc from option -> value; a list value gives one line per item."""
+    lines = []
+    for key, value in config.items():
+        for item in value if isinstance(value, list) else [value]:
+            lines.append(f"{key} {item}".rstrip())
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -256,15 +269,6 @@ def _launch(binary: str, torrc: Path, timeout: float, progress: Progress | None)
                 progress(int(percent) if percent.isdigit() else 0, line)
             if percent == "100":
                 return process
-
-
-def render_torrc(config: dict[str, Any]) -> str:
-    """A torrc from option -> value (a list value gives one line per item)."""
-    out: list[str] = []
-    for key, value in config.items():
-        for item in value if isinstance(value, list) else [value]:
-            out.append(f"{key} {item}")
-    return "\n".join(out) + "\n"
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
