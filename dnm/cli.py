@@ -356,7 +356,7 @@ def _demo_onions(
     console.print("starting a private Tor network on loopback (4 authorities, an onion-service tor)...")
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dnm-tornet-")))
     network = stack.enter_context(PrivateTorNetwork(workdir))  # starts it; stops it on exit
-    onions = stack.enter_context(serve_demo_over_tor(network, day=args.day, seed=args.seed))
+    onions = stack.enter_context(serve_demo_over_tor(network, day=args.day, seed=args.seed, scale=args.scale))
     console.print(f"private Tor network and demo onions ready in {time.monotonic() - began:.1f} s")
     return dict(onions.urls), network_options(network.dirauthority_lines())
 

@@ -811,6 +811,7 @@ def serve_demo_over_tor(
     seed: int = 1,
     key_seed: int = 1,
     wait: bool = True,
+    scale: str = "small",
 ) -> DemoOnions:
     """Serve each demo market on 127.0.0.1:0 and publish it at its deterministic onion address.
 
@@ -823,7 +824,7 @@ def serve_demo_over_tor(
     chosen = list(markets if markets is not None else MARKETS)
     onions = DemoOnions(network, {}, [])
     try:
-        servers = {market: DemoServer(market, day, seed=seed).start() for market in chosen}
+        servers = {market: DemoServer(market, day, seed=seed, scale=scale).start() for market in chosen}
         onions.servers.extend(servers.values())
         # Publishing takes ~2 s per service, nearly all of it waiting on tor: do them together.
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
