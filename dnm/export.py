@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from models import (
     Category,
-    Crawl,
     Feedback,
     Listing,
     ListingSnapshot,
@@ -183,14 +182,6 @@ def _feedback(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any
             "sightings": feedback.sightings,
             "first_page_sha256": feedback.first_page_sha256,
         }
-
-
-def latest_crawl_id(engine: Engine, market: str) -> int | None:
-    """The newest crawl of a market, whatever its status."""
-    with Session(engine) as session:
-        return session.scalar(
-            select(Crawl.id).join(Market).where(Market.slug == market).order_by(Crawl.id.desc()).limit(1)
-        )
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from parsel import Selector
 
@@ -36,6 +35,3 @@ class PageItem:
         if self.selector is None:
             self.selector = Selector(text=self.body.decode(self.encoding, errors="replace"))
         return self.selector
-
-    def summary(self) -> dict[str, Any]:
-        return {"url": self.url, "page_type": self.page_type, "status": self.status, "sha256": self.sha256}
