@@ -40,6 +40,8 @@ ROBOTSTXT_OBEY = False  # markets publish none worth obeying, and fetching it is
 COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
 CONCURRENT_REQUESTS = 16
+# The spider yields one item per page; Scrapy starts this many item workers for every callback.
+CONCURRENT_ITEMS = 4
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_TIMEOUT = 90
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
