@@ -14,7 +14,7 @@ from typing import Any
 from dnm.extraction import RawRecord
 from dnm.normalize import NormalizationError, normalize
 from dnm.normalize.pgp import extract_key_blocks, fingerprint
-from dnm.normalize.prices import Price
+from dnm.normalize.prices import Price, choose_price
 from dnm.profile import FieldRule, PageRule, Profile, RecordRule
 from dnm.records import DEFAULT_NORMALIZERS, REQUIRED_FIELDS, Record
 
@@ -111,22 +111,6 @@ def _derive(record: Record, profile: Profile) -> None:
         prices = record.values["prices"] = [prices]
     if prices:
         record.values["price"] = choose_price(prices, profile.price_prefer)
-
-
-def choose_price(prices: list[Price], prefer: str) -> Price:
-    """The listing's primary price: the first fiat (or crypto) one shown, else the first."""
-    if prefer != "first":
-        want_crypto = prefer == "crypto"
-        for price in prices:
-            if is_crypto(price.currency) == want_crypto:
-                return price
-    return prices[0]
-
-
-def is_crypto(currency: str | None) -> bool:
-    from dnm.normalize.prices import CRYPTO_CURRENCIES
-
-    return currency in CRYPTO_CURRENCIES
 
 
 def _normalize_rows(rule: FieldRule, rows: Any, record: Record, context: Context) -> list[dict[str, Any]]:

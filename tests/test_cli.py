@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from demo.truth import truth
+from demo.truth import MARKETS, truth
 from dnm.cli import build_parser, main
-from tests.conftest import DemoArchive, run_dnm
+from dnm.summary import errors_from_stats
+from models.db import open_engine
+from tests.conftest import DemoArchive, latest_crawl, run_dnm
+from tests.tor.support import require_tor
+from transport.onion_keys import onion_key_for
 
 COMMANDS = [
     [],
@@ -89,11 +93,18 @@ def test_demo_truth_writes_jsonl(tmp_path: Path) -> None:
     assert len(rows) == 30 and {row["market"] for row in rows} == {"hollowmere"}
 
 
-def test_the_main_job_crawls_every_demo_market(tmp_path: Path) -> None:
-    """`make demo` runs `dnm demo run`: serve both markets, crawl them, print a summary each."""
+def test_the_main_job_crawls_every_demo_market_over_tor(tmp_path: Path) -> None:
+    """`make demo` runs `dnm demo run`: the demo markets as onions on a private Tor network, crawled."""
+    require_tor()
     url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     result = run_dnm("demo", "run", "--database", url, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
-    for market in ("hollowmere", "copperline"):
+    assert "as onion services on a private Tor network" in result.stdout
+    engine = open_engine(url)
+    for market in MARKETS:
         assert f"of {market}: complete" in result.stdout
-    assert "errors" in result.stdout and "none" in result.stdout
+        crawl = latest_crawl(engine, market)
+        assert crawl.status == "complete" and crawl.transport == "tor"
+        assert crawl.mirror == f"http://{onion_key_for(market).address}"
+        assert errors_from_stats(crawl.stats or {}) == {}
+    assert result.stdout.count("│ errors               │ none") == len(MARKETS)

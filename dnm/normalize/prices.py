@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from dnm.normalize.currencies import CRYPTO, NAMES, SYMBOLS, code_currency, is_crypto, is_currency_word
+from dnm.normalize.currencies import NAMES, SYMBOLS, code_currency, is_crypto, is_currency_word
 from dnm.normalize.errors import NormalizationError, require_text
 from dnm.normalize.numbers import read_number
 from dnm.normalize.text import clean_text, remove_invisible
@@ -35,7 +35,6 @@ from dnm.normalize.text import clean_text, remove_invisible
 Prefer = Literal["fiat", "crypto", "first"]
 
 # The crypto tickers a Price.currency can hold; the pipeline uses it to pick the primary price.
-CRYPTO_CURRENCIES = CRYPTO
 
 
 @dataclass(frozen=True)
@@ -107,6 +106,14 @@ def parse_prices(text: str) -> list[Price]:
     return prices
 
 
+def choose_price(prices: list[Price], prefer: Prefer = "fiat") -> Price:
+    """The first fiat (or crypto) price of those shown, else the first; `prefer="first"` takes the first."""
+    if prefer == "first":
+        return prices[0]
+    want_crypto = prefer == "crypto"
+    return next((p for p in prices if is_crypto(p.currency) == want_crypto), prices[0])
+
+
 def parse_price(text: str, prefer: Prefer = "fiat", default_currency: str | None = None) -> Price:
     """Return one price from ``text``: the first fiat one (``prefer="fiat"``), the first crypto one
     (``"crypto"``), or the first one (``"first"``), falling back to the first price found.
@@ -119,10 +126,7 @@ def parse_price(text: str, prefer: Prefer = "fiat", default_currency: str | None
         raise NormalizationError("a price preference", prefer, "one of 'fiat', 'crypto', 'first'")
     prices = parse_prices(text)
     if prices:
-        if prefer == "first":
-            return prices[0]
-        want_crypto = prefer == "crypto"
-        return next((p for p in prices if is_crypto(p.currency) == want_crypto), prices[0])
+        return choose_price(prices, prefer)
     if default_currency is None:
         hint = " (a free price names no currency: pass default_currency)" if _FREE.search(text) else ""
         raise NormalizationError("a price", text, EXPECTED_PRICE + hint)
