@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from demo.__main__ import main
 from demo.regions import REGION_CODES
 from demo.truth import KINDS, dump, truth, write_jsonl
 from demo.world import MARKETS
@@ -138,12 +137,3 @@ def test_jsonl_writer_and_dump(tmp_path: Path) -> None:
     assert sorted(paths) == sorted(KINDS)
     loaded = [json.loads(x) for x in paths["feedback"].read_text(encoding="utf-8").splitlines()]
     assert loaded == truth("copperline", 2, kind="feedback")
-
-
-def test_cli_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["truth", "hollowmere", "--day", "1", "--kind", "vendors"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [json.loads(x) for x in lines] == truth("hollowmere", 1, kind="vendors")
-    assert main(["truth", "copperline", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "copperline-day0-listings.jsonl").exists()
-    assert main(["truth", "copperline", "--malformed-rate", "2"]) == 2
