@@ -83,6 +83,7 @@ class ArchiveWriter:
         self._vendor_names: dict[int, str] = {}
         self._listings: dict[str, int] = {}
         self._categories: dict[str, int] = {}
+        self._keyed_categories: set[str] = set()
         self._keys: dict[str, int] = {}
         self._key_links: dict[tuple[int, int], int] = {}
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
@@ -211,7 +212,11 @@ class ArchiveWriter:
             session.add(category)
             session.flush()
             self._categories[path_key] = category.id
-        elif key:
+            if key:
+                self._keyed_categories.add(path_key)
+        elif key and path_key not in self._keyed_categories:
+            # Categories first met as a listing's breadcrumb have no key yet; fill it once per crawl.
+            self._keyed_categories.add(path_key)
             session.execute(
                 update(Category)
                 .where(Category.id == self._categories[path_key], Category.category_key.is_(None))
