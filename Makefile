@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # gnupg: the PGP tests cross-check fingerprints with GnuPG. tor: the transport, the private Tor
-# network of the demo and the tests (Debian's package brings tor-gencert too).
-SYSTEM_PACKAGES := gnupg tor
+# network of the demo and the tests (Debian's package brings tor-gencert too). chromium: the CAPTCHA
+# solver page is tested in a real headless browser (Playwright drives Debian's binary, never a download).
+SYSTEM_PACKAGES := gnupg tor chromium
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
 .PHONY: demo test lint bench bench-tor system clean
