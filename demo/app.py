@@ -8,9 +8,10 @@ from typing import Any
 from flask import Flask, render_template
 from jinja2 import StrictUndefined
 
-from demo import faults, vocab
+from demo import faults, hostile, vocab
 from demo.skins import get_skin, noise
 from demo.skins.base import DemoState, state
+from demo.hostile.config import Hostility
 from demo.world import MARKETS, Scale, world_for
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -22,8 +23,14 @@ def create_app(
     seed: int = 1,
     scale: str | dict[str, Any] | Scale = "small",
     malformed_rate: float = 0.0,
+    hostility: Hostility | None = None,
+    phishing: bool = False,
 ) -> Flask:
-    """Build the app for (seed, market, day); the same arguments always serve the same bytes."""
+    """Build the app for (seed, market, day); the same arguments always serve the same bytes.
+
+    `hostility` turns on hostile behaviours (docs/hostile-demo.md); `phishing` makes this app the
+    market's phishing clone (its own key, tampered vendor keys).
+    """
     if market not in MARKETS:
         raise ValueError(f"unknown market {market!r}: use one of {MARKETS}")
     md = world_for(seed, scale).day(market, day)
@@ -58,4 +65,6 @@ def create_app(
         return render_template(f"{state().skin.name}/404.html"), 404
 
     faults.install(app)
+    if hostility is not None and (hostility.active or phishing):
+        hostile.install(app, hostility, phishing=phishing)
     return app
