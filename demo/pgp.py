@@ -1,9 +1,11 @@
-"""Deterministic OpenPGP v4 public keys (Ed25519, self-certified, ASCII-armoured) for demo vendors.
+"""Deterministic OpenPGP v4 keys (Ed25519, self-certified, ASCII-armoured) and cleartext signatures.
 
 Real vendors publish an armoured public key; researchers link accounts across markets by its
-fingerprint. The demo needs keys that GnuPG accepts but that are reproducible from a seed, so the
-key material, creation time and signature are all derived from seed bytes (Ed25519 signatures
-are deterministic, RFC 8032), never from the wall clock or the OS random source.
+fingerprint. Markets sign their mirror lists with a cleartext signature (RFC 9580 section 7) so
+that users can tell them from a phisher's. The demo needs keys and signatures that GnuPG accepts but
+that are reproducible from a seed, so the key material, creation times and signatures are all
+derived from seed bytes and given instants (Ed25519 signatures are deterministic, RFC 8032), never
+from the wall clock or the OS random source.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 PUBKEY_ALGO_EDDSA = 22
 HASH_ALGO_SHA256 = 8
 SIG_POSITIVE_CERT = 0x13
+SIG_CANONICAL_TEXT = 0x01
 ED25519_OID = bytes.fromhex("2b06010401da470f01")
 
 TAG_SIGNATURE = 2
@@ -86,18 +89,18 @@ def crc24(data: bytes) -> int:
     return crc & 0xFFFFFF
 
 
-def armor(data: bytes) -> str:
-    """ASCII-armour a transferable public key."""
+def armor(data: bytes, block: str = "PUBLIC KEY BLOCK") -> str:
+    """ASCII-armour OpenPGP data: a transferable public key by default, or e.g. block="SIGNATURE"."""
     b64 = base64.b64encode(data).decode("ascii")
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     checksum = base64.b64encode(crc24(data).to_bytes(3, "big")).decode("ascii")
     return "\n".join(
         [
-            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            f"-----BEGIN PGP {block}-----",
             "",
             *lines,
             "=" + checksum,
-            "-----END PGP PUBLIC KEY BLOCK-----",
+            f"-----END PGP {block}-----",
         ]
     )
 
@@ -112,13 +115,47 @@ def group_fingerprint(fingerprint: str) -> str:
     return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
+@dataclass(frozen=True)
+class PgpSigningKey:
+    """A demo key with its Ed25519 seed, so the demo can sign with it; only the public half is shown."""
+
+    public: PgpKey
+    seed: bytes = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.public.fingerprint
+
+    @property
+    def armored(self) -> str:
+        """The armoured public key."""
+        return self.public.armored
+
+    def clearsign(self, text: str, created: datetime) -> str:
+        """A cleartext-signed message of `text`, signed at `created` (see `clearsign`)."""
+        return clearsign(self, text, created)
+
+
 def make_key(seed: bytes, user_id: str, created: datetime) -> PgpKey:
     """Build a self-certified Ed25519 public key from 32 seed bytes; same inputs give the same bytes."""
+    return make_signing_key(seed, user_id, created).public
+
+
+def key_for(label: str, user_id: str, created: datetime) -> PgpKey:
+    """Derive the seed bytes from a stable label (e.g. "1:actor:7") and build the key."""
+    return signing_key_for(label, user_id, created).public
+
+
+def signing_key_for(label: str, user_id: str, created: datetime) -> PgpSigningKey:
+    """The key of `key_for(label, ...)` with its seed, for signing."""
+    return make_signing_key(hashlib.sha256(f"pgp:{label}".encode()).digest(), user_id, created)
+
+
+def make_signing_key(seed: bytes, user_id: str, created: datetime) -> PgpSigningKey:
+    """Build the key of `make_key(seed, ...)` and keep its seed, for signing."""
     if len(seed) != 32:
         raise ValueError(f"Ed25519 needs a 32-byte seed, got {len(seed)} bytes")
-    if created.tzinfo is None:
-        raise ValueError("key creation time must be timezone-aware (UTC)")
-    timestamp = int(created.timestamp())
+    timestamp = _timestamp(created, "key creation time")
     private = Ed25519PrivateKey.from_private_bytes(seed)
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
@@ -132,31 +169,83 @@ def make_key(seed: bytes, user_id: str, created: datetime) -> PgpKey:
     )
     fpr = fingerprint_of(pub_body)
     uid = user_id.encode("utf-8")
+    signed = (
+        b"\x99" + struct.pack(">H", len(pub_body)) + pub_body + b"\xb4" + struct.pack(">I", len(uid)) + uid
+    )
+    sig_body = _signature(
+        private,
+        SIG_POSITIVE_CERT,
+        signed,
+        fpr,
+        timestamp,
+        extra_hashed=subpacket(SUB_KEY_FLAGS, bytes([KEY_FLAGS_CERTIFY_SIGN])),
+    )
+    data = packet(TAG_PUBLIC_KEY, pub_body) + packet(TAG_USER_ID, uid) + packet(TAG_SIGNATURE, sig_body)
+    key = PgpKey(armored=armor(data), fingerprint=fpr, user_id=user_id, created=created.astimezone(UTC))
+    return PgpSigningKey(public=key, seed=seed)
 
+
+def clearsign(key: PgpSigningKey, text: str, created: datetime) -> str:
+    """Sign `text` as an OpenPGP cleartext-signed message (RFC 9580 section 7), as `gpg --clearsign`.
+
+    The signature is a v4 canonical-text signature (type 0x01), SHA-256, with the creation time and
+    issuer fingerprint hashed and the issuer key id unhashed. Trailing spaces and tabs of each line are
+    dropped (they are not signed, RFC 9580 section 7.2), lines starting with "-" are dash-escaped,
+    and a final line break of `text` is the one before the signature block. Same inputs, same bytes.
+    """
+    lines = signed_lines(text)
+    timestamp = _timestamp(created, "signature creation time")
+    private = Ed25519PrivateKey.from_private_bytes(key.seed)
+    canonical = "\r\n".join(lines).encode("utf-8")
+    sig_body = _signature(private, SIG_CANONICAL_TEXT, canonical, key.fingerprint, timestamp)
+    escaped = ["- " + line if line.startswith("-") else line for line in lines]
+    return "\n".join(
+        [
+            "-----BEGIN PGP SIGNED MESSAGE-----",
+            "Hash: SHA256",
+            "",
+            *escaped,
+            armor(packet(TAG_SIGNATURE, sig_body), "SIGNATURE"),
+        ]
+    )
+
+
+def signed_lines(text: str) -> list[str]:
+    """The lines a cleartext signature covers: LF or CRLF ends, trailing blanks dropped."""
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        raise ValueError("a cleartext-signed text cannot hold a bare carriage return")
+    text = text.removesuffix("\n")
+    return [line.rstrip(" \t") for line in text.split("\n")]
+
+
+def _timestamp(instant: datetime, what: str) -> int:
+    if instant.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC)")
+    return int(instant.timestamp())
+
+
+def _signature(
+    private: Ed25519PrivateKey,
+    sig_type: int,
+    signed: bytes,
+    fpr: str,
+    timestamp: int,
+    extra_hashed: bytes = b"",
+) -> bytes:
+    """A v4 EdDSA/SHA-256 signature packet body over `signed` (creation time and issuer hashed)."""
     hashed = (
         subpacket(SUB_CREATION_TIME, struct.pack(">I", timestamp))
         + subpacket(SUB_ISSUER_FINGERPRINT, b"\x04" + bytes.fromhex(fpr))
-        + subpacket(SUB_KEY_FLAGS, bytes([KEY_FLAGS_CERTIFY_SIGN]))
+        + extra_hashed
     )
-    sig_head = bytes([4, SIG_POSITIVE_CERT, PUBKEY_ALGO_EDDSA, HASH_ALGO_SHA256]) + struct.pack(
-        ">H", len(hashed)
-    )
+    sig_head = bytes([4, sig_type, PUBKEY_ALGO_EDDSA, HASH_ALGO_SHA256]) + struct.pack(">H", len(hashed))
     sig_head += hashed
-    digest = hashlib.sha256(
-        b"\x99"
-        + struct.pack(">H", len(pub_body))
-        + pub_body
-        + b"\xb4"
-        + struct.pack(">I", len(uid))
-        + uid
-        + sig_head
-        + b"\x04\xff"
-        + struct.pack(">I", len(sig_head))
-    ).digest()
+    digest = hashlib.sha256(signed + sig_head + b"\x04\xff" + struct.pack(">I", len(sig_head))).digest()
     # EdDSA in OpenPGP signs the hash value itself, then stores R and S as two MPIs.
     signature = private.sign(digest)
     unhashed = subpacket(SUB_ISSUER_KEY_ID, bytes.fromhex(fpr[-16:]))
-    sig_body = (
+    return (
         sig_head
         + struct.pack(">H", len(unhashed))
         + unhashed
@@ -164,11 +253,3 @@ def make_key(seed: bytes, user_id: str, created: datetime) -> PgpKey:
         + mpi(signature[:32])
         + mpi(signature[32:])
     )
-
-    data = packet(TAG_PUBLIC_KEY, pub_body) + packet(TAG_USER_ID, uid) + packet(TAG_SIGNATURE, sig_body)
-    return PgpKey(armored=armor(data), fingerprint=fpr, user_id=user_id, created=created.astimezone(UTC))
-
-
-def key_for(label: str, user_id: str, created: datetime) -> PgpKey:
-    """Derive the seed bytes from a stable label (e.g. "1:actor:7") and build the key."""
-    return make_key(hashlib.sha256(f"pgp:{label}".encode()).digest(), user_id, created)

@@ -114,6 +114,15 @@ def fingerprint(armored: str) -> str:
     Returns 40 upper-case hex digits for a v4 key, 64 for v5/v6. Raises ``NormalizationError`` for a
     missing or truncated block, bad base64, a CRC24 mismatch, malformed packets or a v3 key.
     """
+    return _key_fingerprint(key_packets(armored)[0][1], armored)
+
+
+def key_packets(armored: str) -> list[tuple[int, bytes]]:
+    """The (tag, body) packets of the first armoured public-key block, checked as ``fingerprint`` does.
+
+    The first packet is the primary public key; user ids, signatures and subkeys follow. Signature
+    verification (dnm.pgpsig) needs them all. Raises ``NormalizationError`` like ``fingerprint``.
+    """
     text = _unmangle(require_text(armored, KEY))
     inner = next(_blocks(text), "no block")
     if inner == "no block":
@@ -123,10 +132,25 @@ def fingerprint(armored: str) -> str:
     failure = None
     for data in _payloads(inner, armored):
         try:
-            return _fingerprint_of_packets(data, armored)
+            found = list(_packets(data, armored))  # walk them all so a truncated stream is caught
+            _fingerprint_of_packets(found, armored)
+            return found
         except NormalizationError as error:
             failure = failure or error
     raise failure or NormalizationError(KEY, armored, "base64 data between the BEGIN and END lines")
+
+
+def key_fingerprint(body: bytes) -> str:
+    """The fingerprint of a public-key or public-subkey packet body (v4, v5 or v6)."""
+    return _key_fingerprint(body, body)
+
+
+def packets(data: bytes, source: object) -> list[tuple[int, bytes]]:
+    """Parse binary OpenPGP data (e.g. a de-armoured signature) into (tag, body) packets.
+
+    ``source`` is what an error message shows. Raises ``NormalizationError`` for malformed packets.
+    """
+    return list(_packets(data, source))
 
 
 def _payloads(inner: str, armored: str) -> Iterator[bytes]:
@@ -172,11 +196,10 @@ def _body_starts(tokens: list[tuple[int, str]]) -> list[int]:
     return [next_line, *range(last + 1, min(next_line, last + 1 + _MAX_SPLITS))]
 
 
-def _fingerprint_of_packets(data: bytes, armored: str) -> str:
-    packets = list(_packets(data, armored))  # walk them all so a truncated stream is caught
-    if not packets:
+def _fingerprint_of_packets(found: list[tuple[int, bytes]], armored: str) -> str:
+    if not found:
         raise NormalizationError(KEY, armored, "at least one OpenPGP packet")
-    tag, body = packets[0]
+    tag, body = found[0]
     if tag == _SECRET_KEY_TAG:
         raise NormalizationError(KEY, armored, "a public key, not a secret key")
     if tag != _PUBLIC_KEY_TAG:
@@ -184,7 +207,7 @@ def _fingerprint_of_packets(data: bytes, armored: str) -> str:
     return _key_fingerprint(body, armored)
 
 
-def _key_fingerprint(body: bytes, armored: str) -> str:
+def _key_fingerprint(body: bytes, armored: object) -> str:
     """Hash a public-key packet body into its fingerprint according to the key version."""
     version = body[0] if body else None
     if version == 4 and 6 <= len(body) <= 0xFFFF:
@@ -198,7 +221,7 @@ def _key_fingerprint(body: bytes, armored: str) -> str:
     raise NormalizationError(KEY, armored, expected)
 
 
-def _packets(data: bytes, armored: str) -> Iterator[tuple[int, bytes]]:
+def _packets(data: bytes, armored: object) -> Iterator[tuple[int, bytes]]:
     """Yield (tag, body) for each packet, in old or new format, checking every length."""
     position = 0
     while position < len(data):
@@ -227,7 +250,7 @@ def _packets(data: bytes, armored: str) -> Iterator[tuple[int, bytes]]:
             position += length
 
 
-def _new_length(data: bytes, position: int, armored: str) -> tuple[int, bool, int]:
+def _new_length(data: bytes, position: int, armored: object) -> tuple[int, bool, int]:
     """Read a new-format length: returns (length, is_partial, position after the length octets)."""
     first = _take(data, position, 1, armored)[0]
     if first < 192:
@@ -240,7 +263,7 @@ def _new_length(data: bytes, position: int, armored: str) -> tuple[int, bool, in
     return 1 << (first & 0x1F), True, position + 1
 
 
-def _take(data: bytes, position: int, length: int, armored: str) -> bytes:
+def _take(data: bytes, position: int, length: int, armored: object) -> bytes:
     chunk = data[position : position + length]
     if len(chunk) != length:
         raise NormalizationError(KEY, armored, "complete OpenPGP packets (the key data is truncated)")

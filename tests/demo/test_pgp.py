@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from demo.pgp import crc24, group_fingerprint, key_for, make_key, mpi
+from demo.pgp import (
+    clearsign,
+    crc24,
+    group_fingerprint,
+    key_for,
+    make_key,
+    mpi,
+    signed_lines,
+    signing_key_for,
+)
 from demo.world import world_for
 
 from .extract import fingerprint_of_armor
@@ -81,3 +90,22 @@ def _check_with_gnupg(keys: list, tmp_path: Path, env: dict[str, str]) -> None:
         assert sigs[0][10] == "13x"  # positive certification, exportable
         pub = next(line.split(":") for line in checked.stdout.splitlines() if line.startswith("pub:"))
         assert pub[3] == "22" and pub[5] == str(int(key.created.timestamp()))
+
+
+def test_signing_key_is_the_published_key_and_clearsign_is_deterministic() -> None:
+    signer = signing_key_for("t:1", "Alpha <alpha@demo.invalid>", CREATED)
+    assert signer.public == key_for("t:1", "Alpha <alpha@demo.invalid>", CREATED)
+    assert "seed" not in repr(signer)  # the private half never lands in a log line
+    text = "-first\r\nkept  \t\n\nFrom here\n"
+    signed = signer.clearsign(text, CREATED)
+    assert signed == clearsign(signer, text, CREATED)
+    assert signed.startswith(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- -first\nkept\n\nFrom here\n"
+    )
+    assert signed.endswith("-----END PGP SIGNATURE-----")
+    assert signed != signer.clearsign(text, CREATED.replace(minute=31))
+    assert signed_lines(text) == ["-first", "kept", "", "From here"]
+    with pytest.raises(ValueError, match="timezone"):
+        signer.clearsign(text, datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match="carriage return"):
+        signer.clearsign("a\rb", CREATED)
