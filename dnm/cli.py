@@ -108,7 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=8401, help="port of the first market; the next ones follow"
     )
+    serve.add_argument(
+        "--hostile",
+        action="store_true",
+        help="turn on each market's hostile preset: gates, captchas, logins, faults (docs/hostile-demo.md)",
+    )
+    serve.add_argument(
+        "--hostile-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set one hostility key, the value read as YAML (e.g. queue_seconds=2, maintenance_at=[150], "
+        "'mirror_down={0: [200, -1]}'); repeatable; without --hostile, on top of the friendly market",
+    )
     serve.set_defaults(handler=cmd_demo_serve)
+    accounts = demo_commands.add_parser(
+        "accounts", help="print the demo markets' accounts as a crawler secrets file (TOML)"
+    )
+    accounts.add_argument("--market", action="append", help="market (repeatable; default: all)")
+    accounts.add_argument("--seed", type=int, default=1)
+    accounts.set_defaults(handler=cmd_demo_accounts)
     truth = demo_commands.add_parser(
         "truth", help="write the demo market's ground truth for a day as JSON Lines"
     )
@@ -279,10 +298,71 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo_serve(args: argparse.Namespace) -> int:
     from demo.server import serve_forever
 
+    hostility = _demo_hostility(args) if args.hostile or args.hostile_set else None
     markets = args.market or None
     serve_forever(
-        markets=markets, day=args.day, seed=args.seed, scale=args.scale, host=args.host, port=args.port
+        markets=markets,
+        day=args.day,
+        seed=args.seed,
+        scale=args.scale,
+        host=args.host,
+        port=args.port,
+        hostility=hostility,
     )
+    return EXIT_OK
+
+
+def _hostile_value(value: Any) -> Any:
+    """A YAML value as a Hostility field wants it: lists become tuples (at any depth), for frozen configs."""
+    if isinstance(value, list):
+        return tuple(_hostile_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _hostile_value(v) for k, v in value.items()}
+    return value
+
+
+def parse_hostile_sets(pairs: Sequence[str]) -> dict[str, Any]:
+    """`--hostile-set key=value` pairs as keyword overrides, each value parsed with yaml.safe_load."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--hostile-set wants KEY=VALUE, got {pair!r}", EXIT_USAGE)
+        try:
+            overrides[key.strip()] = _hostile_value(yaml.safe_load(text))
+        except yaml.YAMLError as exc:
+            raise CliError(f"--hostile-set {key}: the value is not valid YAML: {exc}", EXIT_USAGE) from exc
+    return overrides
+
+
+def _demo_hostility(args: argparse.Namespace) -> dict[str, Any]:
+    """Each served market's Hostility: its preset (--hostile) or the friendly one, plus --hostile-set keys."""
+    from demo.hostile.config import Hostility
+    from demo.skins import hostility_for
+    from demo.world import MARKETS
+
+    overrides = parse_hostile_sets(args.hostile_set)
+    chosen: dict[str, Any] = {}
+    for market in args.market or MARKETS:
+        try:
+            base = hostility_for(market) if args.hostile else Hostility()
+            chosen[market] = base.with_overrides(**overrides)
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from exc
+    return chosen
+
+
+def cmd_demo_accounts(args: argparse.Namespace) -> int:
+    """Print the demo markets' accounts in the crawler's secrets-file format."""
+    from demo.hostile.accounts import secrets_toml
+    from demo.world import MARKETS
+
+    unknown = sorted(set(args.market or ()) - set(MARKETS))
+    if unknown:
+        raise CliError(f"unknown demo market(s) {unknown}: use {list(MARKETS)}", EXIT_USAGE)
+    sys.stdout.write(secrets_toml(args.seed, args.market or MARKETS))
     return EXIT_OK
 
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from flask import Blueprint, abort, current_app, g
+from flask import Blueprint, abort, current_app, g, redirect, request
+from werkzeug.wrappers import Response
 
 from demo.skins import noise
 from demo.world import MarketDay, VendorView
@@ -179,11 +180,36 @@ def feedback_context(vendor_id: str, number: int) -> dict[str, Any]:
     return {"vv": vendor, "page": feedback_page(vendor, number)}
 
 
-def login_context() -> dict[str, Any]:
-    """Login form fields with decoys."""
+def login_context(
+    error: str | None = None, notice: str | None = None, next_path: str | None = None
+) -> dict[str, Any]:
+    """Login form fields with decoys; on a market that enforces logins, also `next` and the captcha."""
     md = state().md
     fields, hidden = noise.login_fields(md.seed, md.market, md.day)
-    return {"fields": fields, "hidden_classes": hidden}
+    context: dict[str, Any] = {
+        "fields": fields,
+        "hidden_classes": hidden,
+        "error": error,
+        "notice": notice,
+        "enforced": False,
+        "next": None,
+        "challenge": None,
+    }
+    from demo.hostile import gates  # here, not at the top: gates imports this module
+
+    if gates.login_enforced():
+        back = next_path or request.values.get("next")
+        context.update(enforced=True, next=gates.safe_next(back), challenge=gates.login_challenge())
+    return context
+
+
+def login_submit() -> Response | str:
+    """A POSTed login form: a redirect (home on a friendly market, `next` once logged in) or an error."""
+    from demo.hostile import gates
+
+    if not gates.login_enforced():
+        return redirect(state().skin.urls.home(), code=303)
+    return gates.attempt_login()
 
 
 def sitemap(md: MarketDay, urls: Urls) -> list[str]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import Blueprint, redirect, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from demo.hostile.config import Hostility
 from demo.money import Rates
 from demo.pgp import group_fingerprint
 from demo.regions import Place
@@ -171,6 +172,26 @@ class CopperlineFormat:
         return text.split("\n")
 
 
+# `dnm demo serve --hostile`: no wait page, a short queue and a text captcha, a plain login form, short
+# sessions, and a third mirror that never answers. A small crawl meets every behaviour at least once.
+HOSTILITY = Hostility(
+    queue_seconds=1.0,
+    gate_captcha="image",
+    login_required=True,
+    login_captcha=None,
+    post_login_captcha=0.3,  # with seed 1, the second login of the first account (after 6 s) meets it
+    session_ttl=6.0,
+    circuit_budget=80,
+    circuit_window=60.0,
+    maintenance_at=(150,),
+    maintenance_seconds=2.0,
+    fault_rate=0.1,
+    fault_timeout=6.0,
+    mirrors=3,
+    mirror_down={2: (0, -1)},
+    phishing=True,
+)
+
 bp = Blueprint("copperline", __name__)
 URLS = CopperlineUrls()
 SKIN = base.Skin("copperline", bp, URLS, CopperlineFormat(), b'<div class="row price-row">')
@@ -212,7 +233,10 @@ def feedback(vendor_id: str, page: str) -> str:
 
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> str | Response:
-    """Sign-in form with decoys; not enforced yet, so POST goes home."""
+    """Sign-in form with decoys; POST signs in where the market enforces logins, else goes home."""
     if request.method == "POST":
-        return redirect(URLS.home(), code=303)
+        outcome = base.login_submit()
+        if isinstance(outcome, Response):
+            return outcome
+        return render_template("copperline/signin.html", **base.login_context(error=outcome))
     return render_template("copperline/signin.html", **base.login_context())

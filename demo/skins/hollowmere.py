@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import Blueprint, redirect, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from demo.hostile.config import Hostility
 from demo.money import FIATS, Rates
 from demo.pgp import group_fingerprint
 from demo.regions import Place
@@ -122,6 +123,28 @@ class HollowmereFormat:
         return rows
 
 
+# `dnm demo serve --hostile`: an EndGame-style market (wait page, queue, clock captcha), strict sessions,
+# and a primary onion that dies mid-crawl. A small crawl (~140 pages) meets every behaviour at least once.
+HOSTILITY = Hostility(
+    wait_seconds=1.0,
+    queue_seconds=1.0,
+    gate_captcha="clock",
+    gate_ttl=30.0,
+    login_required=True,
+    login_captcha="image",
+    post_login_captcha=0.7,  # with seed 1, the first login of the first account meets the verify page
+    session_max_requests=60,
+    circuit_budget=80,
+    circuit_window=60.0,
+    maintenance_at=(150,),
+    maintenance_seconds=2.0,
+    fault_rate=0.1,
+    fault_timeout=6.0,
+    mirrors=3,
+    mirror_down={0: (200, -1)},
+    phishing=True,
+)
+
 bp = Blueprint("hollowmere", __name__)
 URLS = HollowmereUrls()
 SKIN = base.Skin("hollowmere", bp, URLS, HollowmereFormat(), b'<div class="tabularDetails">')
@@ -161,7 +184,10 @@ def feedback(vendor_id: str) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
-    """Login form with decoy fields; logging in is not enforced yet, so POST just goes home."""
+    """Login form with decoy fields; POST logs in where the market enforces logins, else just goes home."""
     if request.method == "POST":
-        return redirect(URLS.home(), code=303)
+        outcome = base.login_submit()
+        if isinstance(outcome, Response):
+            return outcome
+        return render_template("hollowmere/login.html", **base.login_context(error=outcome))
     return render_template("hollowmere/login.html", **base.login_context())
