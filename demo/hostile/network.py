@@ -84,7 +84,7 @@ class NetworkState:
             return self._requests
 
     def mirror_down(self, mirror: int, number: int) -> bool:
-        """True if `mirror` is inside a down window at request `number` (`from <= number < to`)."""
+        """True if `mirror` is inside a down window at request `number`: `from <= number < to` (to=-1: on)."""
         window = self.hostility.mirror_down.get(mirror)
         if window is None:
             return False
@@ -144,9 +144,9 @@ def connection_closed(app: Flask, circuit: str) -> None:
 
     Client ports are reused, so "conn:<ip>:<port>" must not stay killed after its connection closed.
     """
-    state_ = app.extensions.get(EXTENSION)
-    if state_ is not None:
-        state_.forget(circuit)
+    net: NetworkState | None = app.extensions.get(EXTENSION)
+    if net is not None:
+        net.forget(circuit)
 
 
 def fault_kind(seed: int, market: str, url: str, nth: int, rate: float) -> str | None:
