@@ -222,7 +222,8 @@ def _crawl_and_summarize(jobs: list[Any], overrides: dict[str, Any], progress: b
 
     crawl_ids = run_crawls(jobs, overrides, progress=progress)
     engine = open_engine(overrides.get("DNM_DATABASE_URL"))
-    console = Console()
+    # Into a log or a cron mail, a wide table: rich would fold long reasons at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     status = EXIT_OK
     for job, crawl_id in zip(jobs, crawl_ids, strict=True):
         if crawl_id is None:

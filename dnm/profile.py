@@ -80,6 +80,94 @@ class PageRule:
     links: tuple[LinkRule, ...]
 
 
+GATE_KINDS = ("wait", "queue", "captcha", "login", "killed", "maintenance", "phishing", "error")
+CAPTCHA_KINDS = ("text", "clock")
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    """How to recognise a page: every condition given must hold (status, CSS marker, text or title regex)."""
+
+    status: tuple[int, ...] = ()
+    css: str | None = None
+    text: re.Pattern[str] | None = None
+    title: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
+class ChallengeRule:
+    """Where a CAPTCHA sits in a form and how its answer goes back.
+
+    `answer` maps form field names to templates filled from the answer: `{text}` for a typed answer,
+    `{hour}` and `{minute}` for a clock ("7:05" gives hour "7", minute "05").
+    """
+
+    form: str
+    kind: str = "text"
+    image: str | None = None
+    id: str | None = None
+    prompt: str | None = None
+    answer: tuple[tuple[str, str], ...] = (("captcha", "{text}"),)
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """A barrier page type: its kind (what the crawler does about it) and how to recognise it."""
+
+    kind: str
+    match: MatchRule
+    challenge: ChallengeRule | None = None
+    wait: float | None = None  # seconds to wait when the page does not say (no meta refresh)
+
+
+@dataclass(frozen=True)
+class LoginRule:
+    """The market's login form: where it is, which inputs are the real ones, how failure and logout look."""
+
+    url: str
+    form: str
+    username: re.Pattern[str]  # label text of the real username input
+    password: re.Pattern[str]
+    challenge: ChallengeRule | None = None
+    failed: FieldRule | None = None  # the error the form shows after a failed attempt
+    banned: re.Pattern[str] | None = None  # an error text meaning the account itself is gone
+    logged_out: MatchRule | None = None  # a content page showing this is seen without a session
+
+
+@dataclass(frozen=True)
+class MirrorListRule:
+    """The market's signed mirror list and the key that must have signed it."""
+
+    url: str
+    signed: str  # CSS selector of the armoured signed list (its text is read as it is, newlines and all)
+    key_url: str
+    key: str  # CSS selector of the armoured public key
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ExpectRule:
+    """A count the market claims: pages of `count` type that should exist, read from `page` pages.
+
+    Values are summed over distinct `per` keys (default: the page's URL); `per_page` turns an item
+    count into a number of index pages.
+    """
+
+    count: str
+    page: str
+    value: FieldRule
+    per: FieldRule | None = None
+    per_page: int | None = None
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """When a crawl may call itself complete: the share of expected pages fetched and parsed."""
+
+    threshold: float = 1.0
+    expect: tuple[ExpectRule, ...] = ()
+
+
 @dataclass(frozen=True)
 class Profile:
     """A market profile, checked and compiled."""
@@ -98,6 +186,10 @@ class Profile:
     price_prefer: str = "fiat"
     relative_rounding: str = "floor"
     hooks: str | None = None
+    gates: tuple[GateRule, ...] = ()
+    login: LoginRule | None = None
+    mirror_list: MirrorListRule | None = None
+    completeness: Completeness = field(default_factory=Completeness)
 
     @property
     def parser_version(self) -> str:
@@ -185,7 +277,21 @@ class _Compiler:
         top = self.mapping(
             data,
             "top level",
-            {"market", "name", "version", "mirrors", "start", "clock", "defaults", "pages", "hooks"},
+            {
+                "market",
+                "name",
+                "version",
+                "mirrors",
+                "start",
+                "clock",
+                "defaults",
+                "pages",
+                "hooks",
+                "gates",
+                "login",
+                "mirror_list",
+                "completeness",
+            },
         )
         for key in ("market", "version", "pages"):
             if key not in top:
@@ -217,6 +323,10 @@ class _Compiler:
                 if link.to not in names:
                     raise self.fail(f"pages.{page.name}.links", f"link target {link.to!r} is not a page type")
         clock = self.field("clock", top["clock"], "clock") if top.get("clock") else None
+        gates_data = top.get("gates") or []
+        if not isinstance(gates_data, list):
+            raise self.fail("gates", "expected a list of gate pages")
+        gates = tuple(self.gate(g, f"gates[{i}]") for i, g in enumerate(gates_data))
         return Profile(
             market=str(top["market"]),
             name=str(top.get("name") or top["market"]),
@@ -232,7 +342,136 @@ class _Compiler:
             price_prefer=defaults.get("price_prefer", "fiat"),
             relative_rounding=defaults.get("relative_rounding", "floor"),
             hooks=top.get("hooks"),
+            gates=gates,
+            login=self.optional(top, "login", self.login, ""),
+            mirror_list=self.optional(top, "mirror_list", self.mirror_list, ""),
+            completeness=self.completeness(top.get("completeness") or {}, "completeness", set(names)),
         )
+
+    def optional(self, spec: dict[str, Any], key: str, build: Any, where: str) -> Any:
+        """`build(spec[key], key path)` when the key is given, else None."""
+        if spec.get(key) is None:
+            return None
+        return build(spec[key], f"{where}.{key}" if where else key)
+
+    def match(self, data: Any, where: str) -> MatchRule:
+        spec = self.mapping(data, where, {"status", "css", "text", "title"})
+        if not spec:
+            raise self.fail(where, "give at least one of status, css, text, title")
+        status = spec.get("status", [])
+        status = [status] if isinstance(status, int) else status
+        if not isinstance(status, list) or not all(isinstance(s, int) for s in status):
+            raise self.fail(f"{where}.status", "expected an HTTP status or a list of them")
+        return MatchRule(
+            status=tuple(status),
+            css=spec.get("css"),
+            text=self.regex(spec["text"], f"{where}.text") if "text" in spec else None,
+            title=self.regex(spec["title"], f"{where}.title") if "title" in spec else None,
+        )
+
+    def challenge(self, data: Any, where: str) -> ChallengeRule:
+        spec = self.mapping(data, where, {"form", "kind", "image", "id", "prompt", "answer"})
+        if "form" not in spec:
+            raise self.fail(where, "a challenge needs the css selector of its 'form'")
+        kind = spec.get("kind", "text")
+        if kind not in CAPTCHA_KINDS:
+            raise self.fail(f"{where}.kind", f"must be one of {list(CAPTCHA_KINDS)}")
+        default = {"hour": "{hour}", "minute": "{minute}"} if kind == "clock" else {"captcha": "{text}"}
+        answer = spec.get("answer") or default
+        if not isinstance(answer, dict) or not all(isinstance(v, str) for v in answer.values()):
+            raise self.fail(f"{where}.answer", "expected a mapping of form field -> template")
+        allowed = {"text", "hour", "minute"}
+        for name, template in answer.items():
+            unknown = set(re.findall(r"{(\w*)}", template)) - allowed
+            if unknown:
+                raise self.fail(f"{where}.answer.{name}", f"unknown placeholder(s) {sorted(unknown)}")
+        return ChallengeRule(
+            form=str(spec["form"]),
+            kind=kind,
+            image=spec.get("image"),
+            id=spec.get("id"),
+            prompt=spec.get("prompt"),
+            answer=tuple((str(k), v) for k, v in answer.items()),
+        )
+
+    def gate(self, data: Any, where: str) -> GateRule:
+        spec = self.mapping(data, where, {"kind", "match", "challenge", "wait"})
+        kind = spec.get("kind")
+        if kind not in GATE_KINDS:
+            raise self.fail(f"{where}.kind", f"must be one of {list(GATE_KINDS)}")
+        if "match" not in spec:
+            raise self.fail(where, "a gate needs 'match'")
+        if kind == "captcha" and "challenge" not in spec:
+            raise self.fail(where, "a captcha gate needs 'challenge' (its form, image and answer fields)")
+        wait = spec.get("wait")
+        if wait is not None and (not isinstance(wait, int | float) or wait < 0):
+            raise self.fail(f"{where}.wait", "expected seconds (a number >= 0)")
+        return GateRule(
+            kind=kind,
+            match=self.match(spec["match"], f"{where}.match"),
+            challenge=self.optional(spec, "challenge", self.challenge, where),
+            wait=float(wait) if wait is not None else None,
+        )
+
+    def login(self, data: Any, where: str) -> LoginRule:
+        allowed = {"url", "form", "username", "password", "challenge", "failed", "banned", "logged_out"}
+        spec = self.mapping(data, where, allowed)
+        for key in ("url", "form"):
+            if key not in spec:
+                raise self.fail(where, f"missing required key {key!r}")
+        return LoginRule(
+            url=str(spec["url"]),
+            form=str(spec["form"]),
+            username=self.regex(spec.get("username", "(?i)user ?name|login"), f"{where}.username"),
+            password=self.regex(spec.get("password", "(?i)password"), f"{where}.password"),
+            challenge=self.optional(spec, "challenge", self.challenge, where),
+            failed=self.optional(spec, "failed", lambda v, w: self.field("failed", v, w), where),
+            banned=self.optional(spec, "banned", self.regex, where),
+            logged_out=self.optional(spec, "logged_out", self.match, where),
+        )
+
+    def mirror_list(self, data: Any, where: str) -> MirrorListRule:
+        spec = self.mapping(data, where, {"url", "signed", "key_url", "key", "fingerprint"})
+        for key in ("url", "signed", "key", "fingerprint"):
+            if key not in spec:
+                raise self.fail(where, f"missing required key {key!r}")
+        fingerprint = re.sub(r"\s+", "", str(spec["fingerprint"])).upper()
+        if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", fingerprint):
+            raise self.fail(f"{where}.fingerprint", "expected a v4 (40 hex) or v6 (64 hex) key fingerprint")
+        return MirrorListRule(
+            url=str(spec["url"]),
+            signed=str(spec["signed"]),
+            key_url=str(spec.get("key_url", spec["url"])),
+            key=str(spec["key"]),
+            fingerprint=fingerprint,
+        )
+
+    def completeness(self, data: Any, where: str, page_types: set[str]) -> Completeness:
+        spec = self.mapping(data, where, {"threshold", "expect"})
+        threshold = spec.get("threshold", 1.0)
+        if not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+            raise self.fail(f"{where}.threshold", "expected a share between 0 (exclusive) and 1")
+        expect_data = self.mapping(spec.get("expect") or {}, f"{where}.expect", page_types)
+        rules = []
+        for count, rule in expect_data.items():
+            at = f"{where}.expect.{count}"
+            rule_spec = self.mapping(rule, at, {"page", "per", "per_page", *SOURCE_KEYS, "regex"})
+            if rule_spec.get("page") not in page_types:
+                raise self.fail(f"{at}.page", f"expected one of the page types {sorted(page_types)}")
+            per_page = rule_spec.get("per_page")
+            if per_page is not None and (not isinstance(per_page, int) or per_page < 1):
+                raise self.fail(f"{at}.per_page", "expected a positive integer")
+            value = {k: v for k, v in rule_spec.items() if k in (*SOURCE_KEYS, "regex")}
+            rules.append(
+                ExpectRule(
+                    count=count,
+                    page=rule_spec["page"],
+                    value=self.field(count, value, at),
+                    per=self.optional(rule_spec, "per", lambda v, w: self.field("per", v, w), at),
+                    per_page=per_page,
+                )
+            )
+        return Completeness(threshold=float(threshold), expect=tuple(rules))
 
     def mirror(self, url: str, where: str) -> None:
         parts = urlsplit(url)

@@ -28,6 +28,20 @@ DNM_TOR_EXTRA_CONFIG: dict[str, object] = {}  # torrc options added to a launche
 DNM_TOR_RENEW_AFTER_TIMEOUTS = 3  # timeouts in a row on one identity before it gets a new circuit
 DNM_TOR_MAX_RESTARTS = 3  # restarts of a dead tor per crawl before the crawl stops as partial
 DNM_TOR_LANES = 1  # isolation identities (circuits) an anonymous crawl of one market is spread over
+# Barriers (dnm.middlewares.barriers): how long to wait, how often to try.
+DNM_GATE_MAX_WAIT = 30.0  # longest wait honoured for a wait/queue page or a back-off, in seconds
+DNM_GATE_MAX_STEPS = 40  # barrier pages one request may meet before it is given up
+DNM_CAPTCHA_SOLVER = "human"  # "human" (local web page), "demo" (demo market only), "none", or a class path
+DNM_CAPTCHA_ATTEMPTS = 3  # refused answers per request before the CAPTCHA is given up
+DNM_LOGIN_ATTEMPTS = 3  # refused logins of one account before it is retired for the crawl
+DNM_KILLED_RETRIES = 8  # new circuits per request after "killed your path"
+DNM_MAINTENANCE_RETRIES = 8  # back-offs per request while the market is in maintenance
+DNM_MAINTENANCE_BACKOFF = 2.0  # first back-off in seconds, doubled each time
+# Accounts (dnm.accounts): secrets outside the repository; cookies kept per account and mirror.
+DNM_ACCOUNTS_FILE: str | None = None  # else $DNM_ACCOUNTS_FILE, else ~/.config/dnm-archive/accounts.toml
+DNM_SESSION_DIR = "var/sessions"  # saved cookie jars (mode 0600), one file per market account
+# Mirrors (dnm.mirrors): a run of this many network failures marks a mirror down.
+DNM_MIRROR_FAILURES = 5
 
 # -- behaving like a careful human visitor ------------------------------------------------------
 # Tor Browser's User-Agent: the crawler must not identify itself to the markets it studies.
@@ -60,11 +74,20 @@ DOWNLOAD_HANDLERS = {
 # Order matters: media requests are refused first; the Tor middleware sets the proxy (and sees
 # failures before RetryMiddleware at 550, so a dead Tor is restarted rather than retried into);
 # the transport guard checks the final route last, just before HttpProxyMiddleware (750).
+# Accounts are assigned before the mirror and the circuit are chosen; the barrier middleware sees
+# responses after redirects are followed, cookies stored and bodies decompressed, and before
+# RetryMiddleware (550) retries bare 5xx errors. Scrapy's meta-refresh follower is off: it cannot wait
+# out a wait page, the barrier middleware does.
+METAREFRESH_ENABLED = False
 DOWNLOADER_MIDDLEWARES = {
     "dnm.middlewares.media.MediaGuardMiddleware": 60,
+    "dnm.middlewares.accounts.AccountMiddleware": 540,
+    "dnm.middlewares.mirrors.MirrorMiddleware": 555,
     "transport.middleware.TorTransportMiddleware": 560,
     "dnm.middlewares.guard.TransportGuardMiddleware": 580,
+    "dnm.middlewares.barriers.BarrierMiddleware": 585,
 }
+EXTENSIONS = {"dnm.coverage.CoverageExtension": 500}
 ITEM_PIPELINES = {
     "pipelines.extraction.ExtractionPipeline": 100,
     "pipelines.normalization.NormalizationPipeline": 200,

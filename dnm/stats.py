@@ -34,6 +34,7 @@ CAUSES = (
     ("connectionlost", "connection_lost"),
     ("reset", "connection_lost"),
     ("transportrefused", "refused_by_guard"),
+    ("barrierunpassed", "barrier"),
     ("ignorerequest", "ignored"),
     ("downloadfailed", "download_failed"),
     ("proxyerror", "proxy_error"),

@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from dnm.coverage import Coverage, coverage_of
 from models import Crawl, Feedback, Listing, ListingSnapshot, Market, Page, Vendor, VendorSnapshot
 
 
@@ -45,6 +46,9 @@ class CrawlSummary:
     listing_changes: Changes
     vendor_changes: Changes
     errors: dict[str, int] = field(default_factory=dict)
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    barriers: dict[str, int] = field(default_factory=dict)
+    mirrors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -103,6 +107,13 @@ def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
             listing_changes=_compare(listings_then, listings_now),
             vendor_changes=_compare(vendors_then, vendors_now),
             errors=errors_from_stats(crawl.stats or {}),
+            coverage=coverage_of(crawl.stats or {}),
+            barriers={
+                key.removeprefix("dnm/barriers/"): value
+                for key, value in (crawl.stats or {}).items()
+                if key.startswith("dnm/barriers/") and isinstance(value, int)
+            },
+            mirrors=list((crawl.stats or {}).get("dnm/mirrors") or []),
         )
 
 
@@ -141,6 +152,7 @@ ERROR_PREFIXES = {
     "dnm/storage/errors": "storage",
     "dnm/guard/refused": "refused by transport guard",
     "dnm/records/dropped/": "records dropped",
+    "dnm/barriers/unpassed/": "barrier not passed",
 }
 
 
@@ -180,6 +192,19 @@ def render(summary: CrawlSummary, console: Console | None = None) -> None:
     for label, changes in (("listings", summary.listing_changes), ("vendors", summary.vendor_changes)):
         table.add_row(
             f"{label} {since}", f"{changes.new} new, {changes.changed} changed, {changes.gone} gone"
+        )
+    for page_type, c in summary.coverage.items():
+        table.add_row(
+            f"coverage {page_type}",
+            f"{c.share:.1%}: {c.parsed} parsed of {c.expected} expected"
+            f" (discovered {c.discovered}, claimed {c.claimed}, fetched {c.fetched})",
+        )
+    if summary.barriers:
+        table.add_row("barriers", ", ".join(f"{k} {v}" for k, v in sorted(summary.barriers.items())))
+    for mirror in summary.mirrors:
+        state = f"{mirror['state']} ({mirror['source']}; {mirror['ok']} ok, {mirror['failed']} failed)"
+        table.add_row(
+            "mirror " + mirror["url"], state + (f": {mirror['refused']}" if mirror.get("refused") else "")
         )
     if summary.errors:
         table.add_row("errors", ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())))

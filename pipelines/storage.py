@@ -3,7 +3,8 @@
 Settings: `DNM_DATABASE_URL` (else the environment variable of that name, else var/archive.sqlite),
 `DNM_TRANSPORT`, `DNM_TOR_VERSION`. Stats: `dnm/crawl_id`, `dnm/stored/pages`, `dnm/storage/errors`.
 A crawl row is `running` while the spider runs and is closed as `complete` only when the spider
-finished normally and every page was stored; otherwise `partial` or `failed`, with the reason.
+finished normally, every page was stored and every page type reached the profile's coverage
+threshold (`dnm.coverage`); otherwise `partial` (with every reason) or `failed` (no content page).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scrapy.crawler import Crawler
 
 from dnm import __version__
 from dnm.archive import ArchiveWriter, CapturedPage, CrawlSetup
+from dnm.coverage import shortfalls
 from dnm.items import PageItem
 from models.db import open_engine
 
@@ -101,6 +103,8 @@ class SnapshotPipeline:
             logger.exception("could not store %s; the page's records are not archived", item.url)
             return item
         self.crawler.stats.inc_value("dnm/stored/pages")
+        if not item.page_type.startswith("gate:"):
+            self.crawler.stats.inc_value("dnm/stored/content_pages")
         for record in item.records:
             self.crawler.stats.inc_value(f"dnm/stored/{record.kind}")
         return item
@@ -110,19 +114,32 @@ class SnapshotPipeline:
             return
         stats = self.crawler.stats
         assert stats is not None
-        status, why = crawl_status(reason, self.failed_pages, stats.get_value("dnm/stored/pages", 0))
+        mirrors = getattr(spider, "mirrors", None)
+        if mirrors is not None:
+            stats.set_value("dnm/mirrors", mirrors.report())
+        threshold = spider.profile.completeness.threshold
+        status, why = crawl_status(
+            reason,
+            self.failed_pages,
+            stats.get_value("dnm/stored/content_pages", 0),
+            shortfalls(stats.get_stats(), threshold),
+        )
         stats.set_value("dnm/records/duplicate", self.writer.duplicates)
         stats.set_value("dnm/crawl_status", status)
         self.writer.finish(status, why, dict(stats.get_stats()))
         self.writer.engine.dispose()
 
 
-def crawl_status(finish_reason: str, failed_pages: int, stored_pages: int) -> tuple[str, str | None]:
-    """How a crawl ended: `complete` only for a normal finish with every page stored."""
-    if stored_pages == 0:
-        return "failed", f"no page archived (spider finished: {finish_reason})"
+def crawl_status(
+    finish_reason: str, failed_pages: int, content_pages: int, coverage_shortfalls: list[str] | None = None
+) -> tuple[str, str | None]:
+    """How a crawl ended: `complete` only for a normal finish, every page stored, and coverage reached."""
+    if content_pages == 0:
+        return "failed", f"no content page archived (spider finished: {finish_reason})"
+    reasons = []
     if finish_reason != "finished":
-        return "partial", f"spider stopped early: {finish_reason}"
+        reasons.append(f"spider stopped early: {finish_reason}")
     if failed_pages:
-        return "partial", f"{failed_pages} page(s) could not be stored"
-    return "complete", None
+        reasons.append(f"{failed_pages} page(s) could not be stored")
+    reasons += coverage_shortfalls or []
+    return ("partial", "; ".join(reasons)) if reasons else ("complete", None)

@@ -1,8 +1,11 @@
 """The generic market spider: walks any market as its profile describes and yields captured pages.
 
-It knows nothing about any particular market. It starts at the profile's start paths on the
-chosen mirror, recognises each response's page type, yields the page for the pipelines, and
-follows the links the profile names for that page type, staying on the mirror's host.
+It knows nothing about any particular market. It first checks the market's mirrors against the
+signed mirror list (when the profile has one), then starts at the profile's start paths, recognises
+each response's page type, yields the page for the pipelines, and follows the links the profile
+names for that page type, staying on the market's mirrors. Every page is addressed on the canonical
+mirror; `dnm.middlewares.mirrors` sends it to the live one. Barrier pages met on the way
+(`dnm.middlewares.barriers`) are yielded too, as `gate:<kind>` pages, but never parsed.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
 from twisted.python.failure import Failure
 
+from dnm.accounts import AccountPool, env_name, load_accounts
 from dnm.extraction import classify, extract_links
 from dnm.items import PageItem
+from dnm.mirrors import MirrorPool, MirrorRefused, check_signed_list
 from dnm.profile import Profile, ProfileError, load_profile
 from dnm.stats import failure_cause, is_known_cause
 
@@ -32,25 +37,52 @@ class MarketSpider(scrapy.Spider):
     profile: Profile
     base_url: str
 
+    accounts: AccountPool | None = None
+    mirrors: MirrorPool
+
     def __init__(self, market: str | None = None, mirror: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not market:
             raise ProfileError("the market spider needs a market: -a market=NAME")
         self.market = market
         self.mirror = mirror
+        self.pending_captures: list[Any] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> MarketSpider:
         spider: MarketSpider = super().from_crawler(crawler, *args, **kwargs)
         directory = crawler.settings.get("DNM_PROFILE_DIR")
         spider.profile = load_profile(spider.market, Path(directory) if directory else None)
-        mirror = spider.mirror or (spider.profile.mirrors[0] if spider.profile.mirrors else None)
-        if not mirror:
-            raise ProfileError(f"profile {spider.profile.market!r} lists no mirror; pass one with --mirror")
-        spider.base_url = mirror.rstrip("/")
+        profile = spider.profile
+        candidates = [(spider.mirror, "command line")] if spider.mirror else []
+        candidates += [(url, "profile") for url in profile.mirrors]
+        if not candidates:
+            raise ProfileError(f"profile {profile.market!r} lists no mirror; pass one with --mirror")
+        spider.mirrors = MirrorPool(
+            candidates,
+            failures_to_down=crawler.settings.getint("DNM_MIRROR_FAILURES", 5),
+            require_trust=profile.mirror_list is not None,
+        )
+        spider.base_url = spider.mirrors.canonical
+        if profile.login is not None:
+            spider.accounts = AccountPool(
+                load_accounts(profile.market, crawler.settings.get("DNM_ACCOUNTS_FILE"))
+            )
+            if not spider.accounts.accounts:
+                spider.logger.warning(
+                    "%s asks for a login and no account is configured (set %s/%s or DNM_ACCOUNTS_FILE)",
+                    profile.market,
+                    env_name(profile.market, "USERNAME"),
+                    env_name(profile.market, "PASSWORD"),
+                )
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
+        # Pages stay addressed on the canonical mirror even when it was refused: the mirror
+        # middleware sends them to a trusted one.
+        if self.profile.mirror_list is not None and not await self.check_mirrors():
+            await self.crawler.engine.close_spider_async(reason="no_trusted_mirror")  # type: ignore[union-attr]
+            return
         for path in self.profile.start:
             yield scrapy.Request(
                 urljoin(self.base_url + "/", path.lstrip("/")),
@@ -59,11 +91,76 @@ class MarketSpider(scrapy.Spider):
                 meta={"dnm_expected_type": self.profile.pages[0].name},
             )
 
+    async def check_mirrors(self) -> bool:
+        """Check mirrors against the signed list until one holds; False when none did.
+
+        The first mirror whose key matches the profile's pin and whose list verifies makes every mirror
+        it lists trusted; mirrors that fail are refused for this crawl and reported.
+        """
+        rule = self.profile.mirror_list
+        assert rule is not None and self.crawler.engine is not None and self.crawler.stats is not None
+        for mirror in list(self.mirrors.mirrors):
+            if mirror.refused or mirror.trusted:
+                continue
+            try:
+                key_page = await self.fetch_fixed(mirror.url + rule.key_url)
+                list_page = await self.fetch_fixed(mirror.url + rule.url)
+                listed = check_signed_list(
+                    mirror,
+                    "".join(key_page.css(rule.key).getall()),
+                    "".join(list_page.css(rule.signed).getall()),
+                    rule.fingerprint,
+                )
+            except MirrorRefused as exc:
+                self.mirrors.refuse(mirror.host, str(exc))
+                self.crawler.stats.inc_value("dnm/mirrors/refused")
+                continue
+            except Exception as exc:  # unreachable, or its gate could not be passed: try the next one
+                self.logger.warning("mirror %s could not be checked: %s", mirror.url, exc)
+                self.mirrors.note_failure(mirror.host)
+                mirror.down = True
+                continue
+            for url in listed:
+                self.mirrors.add(url, "signed list").trusted = True
+            self.logger.info("mirror list of %s verified: %d mirrors", self.profile.market, len(listed))
+            return True
+        return False
+
+    async def fetch_fixed(self, url: str) -> TextResponse:
+        """One page of one particular mirror, through the barriers; raises when it does not come."""
+        assert self.crawler.engine is not None
+        response = await self.crawler.engine.download_async(
+            scrapy.Request(url, meta={"dnm_mirror_fixed": True}, dont_filter=True)
+        )
+        if not isinstance(response, TextResponse) or response.status != 200:
+            raise MirrorRefused(f"{url} answered {response.status}")
+        for capture in response.meta.get("dnm_barriers", ()):
+            self.pending_captures.append(capture)
+        return response
+
+    def barrier_items(self, meta: dict[str, Any]) -> list[PageItem]:
+        """The barrier pages met on the way to a response (or failure), as pages to archive."""
+        captures = [*self.pending_captures, *meta.pop("dnm_barriers", ())]
+        self.pending_captures.clear()
+        return [
+            PageItem(
+                url=c.url,
+                page_type=f"gate:{c.kind}",
+                status=c.status,
+                body=c.body,
+                sha256=c.sha256,
+                fetched_at=c.fetched_at,
+                encoding=c.encoding,
+            )
+            for c in captures
+        ]
+
     def parse_page(self, response: Response) -> Any:
         """Yield the captured page, then the requests for the links its page type follows."""
         fetched_at = datetime.now(UTC)
         stats = self.crawler.stats
         assert stats is not None
+        yield from self.barrier_items(response.meta)
         expected = response.meta.get("dnm_expected_type")
         if not isinstance(response, TextResponse):
             stats.inc_value("dnm/pages/not_text")
@@ -93,15 +190,20 @@ class MarketSpider(scrapy.Spider):
             return
         for url, to in extract_links(rule, response.selector, response.url):
             yield scrapy.Request(
-                url, callback=self.parse_page, errback=self.on_error, meta={"dnm_expected_type": to}
+                self.mirrors.canonicalize(url),
+                callback=self.parse_page,
+                errback=self.on_error,
+                meta={"dnm_expected_type": to},
             )
 
-    def on_error(self, failure: Failure) -> None:
+    def on_error(self, failure: Failure) -> Any:
         """Count and log a request that produced no page, by cause."""
         cause = failure_cause(failure)
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(f"dnm/errors/{cause}")
         request = getattr(failure, "request", None)
+        if request is not None:
+            yield from self.barrier_items(request.meta)
         url = request.url if request else failure.getErrorMessage()
         if is_known_cause(cause):
             self.logger.warning("fetch failed (%s): %s", cause, url)

@@ -5,7 +5,8 @@ Tor it launched or attached to, `DNM_TOR_RENEW_AFTER_TIMEOUTS` (3), `DNM_TOR_MAX
 `DNM_TOR_LANES` (1; anonymous pages of a market are spread over this many identities, hence circuits).
 Request meta: `dnm_account` (an account gets its own circuits and cookie jar); the middleware sets
 `proxy` and `dnm_isolation`. Stats: `dnm/tor/requests`, `dnm/tor/failures/<cause>`,
-`dnm/tor/circuits_renewed[/<reason>]`, `dnm/tor/newnym`, `dnm/tor/restarts`, `dnm/tor/requeued`.
+`dnm/tor/circuits_renewed[/<reason>]` (reasons: timeouts, killed_path), `dnm/tor/newnym`,
+`dnm/tor/restarts`, `dnm/tor/requeued`. Listens to `dnm.signals.circuit_killed`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
+from dnm import signals as dnm_signals
 from dnm.stats import exception_cause
 from transport.circuits import CircuitManager
 from transport.process import TorInstance
@@ -60,6 +62,7 @@ class TorTransportMiddleware:
             renew_after_timeouts=settings.getint("DNM_TOR_RENEW_AFTER_TIMEOUTS", 3),
             max_restarts=settings.getint("DNM_TOR_MAX_RESTARTS", 3),
         )
+        crawler.signals.connect(self.circuit_killed, signal=dnm_signals.circuit_killed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> TorTransportMiddleware:
@@ -76,6 +79,14 @@ class TorTransportMiddleware:
             engine = self.crawler.engine
             assert engine is not None
             self.closing = asyncio.ensure_future(engine.close_spider_async(reason="tor_unavailable"))
+
+    def circuit_killed(self, identity: str | None, url: str) -> None:
+        """The market killed the circuit of `identity`: renew it, unless a request that met the same
+        kill has renewed it already (the identity is then no longer current)."""
+        if identity and identity.rsplit(".", 1)[1] == str(
+            self.circuits.generations[identity.rsplit(".", 1)[0]]
+        ):
+            self.circuits.renew(identity, "killed_path")
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         if (urlsplit(request.url).hostname or "").lower() in self.allowed_hosts:

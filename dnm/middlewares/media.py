@@ -2,8 +2,9 @@
 
 Real markets can carry abusive media; an archive for researchers must not collect it by accident.
 Requests for media-looking URLs are refused before they leave, and any response whose headers
-announce a non-text type is cut off before its body is read. Settings: `DNM_FETCH_MEDIA`
-(default False). Stats: `dnm/media/refused`, `dnm/media/stopped`.
+announce a non-text type is cut off before its body is read. The one exception is a CAPTCHA image
+the barrier middleware fetches for a solver (`meta["dnm_captcha_image"]`); it is never archived.
+Settings: `DNM_FETCH_MEDIA` (default False). Stats: `dnm/media/refused`, `dnm/media/stopped`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class MediaGuardMiddleware:
         return cls(crawler)
 
     def process_request(self, request: Request, spider: Spider | None = None) -> Any:
+        if request.meta.get("dnm_captcha_image"):
+            return None  # a CAPTCHA a solver must see: the only image a crawl fetches
         if is_media_url(request.url):
             assert self.stats is not None
             self.stats.inc_value("dnm/media/refused")
@@ -59,6 +62,8 @@ class MediaGuardMiddleware:
 
     def headers_received(self, headers: Any, body_length: int, request: Request, spider: Spider) -> None:
         content_type = (headers.get(b"Content-Type") or b"").decode("latin-1")
+        if request.meta.get("dnm_captcha_image") and content_type.lower().startswith("image/"):
+            return
         if not is_text_type(content_type):
             assert self.stats is not None
             self.stats.inc_value("dnm/media/stopped")
