@@ -84,8 +84,15 @@ class DemoSolver:
                 "the demo CAPTCHA solver needs the challenge id (hidden input cid) of the "
                 f"{challenge.market} challenge on {challenge.page_url}"
             )
-        # A dictionary look-up and a few draws from a seeded stream: cheap enough for the event loop.
-        answer = self._answer(self.seed, challenge.market, challenge.challenge_id)
+        # The side channel derives the answer from (seed, market, cid) with a few draws from a seeded
+        # stream: cheap enough to call on the event loop.
+        try:
+            answer = self._answer(self.seed, challenge.market, challenge.challenge_id)
+        except ValueError as exc:
+            raise ChallengeRefused(
+                f"{challenge.challenge_id!r} is not a demo challenge id ({exc}): the page is not a demo "
+                f"market's challenge, or the barrier read the wrong input"
+            ) from exc
         if self.stats is not None:
             self.stats.inc_value("dnm/captcha/demo/answered")
         if self.wrong_first and challenge.attempt == 1:

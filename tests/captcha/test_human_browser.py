@@ -41,6 +41,12 @@ class Session:
         assert "default-src 'none'" in csp and "script-src 'self'" in csp
         assert response.headers["x-content-type-options"] == "nosniff"
 
+    async def focused(self, name: str) -> None:
+        """Wait until the keyboard is in the field `name` (autofocus lands at the first rendering)."""
+        await self.page.wait_for_function(
+            "(n) => document.activeElement && document.activeElement.name === n", arg=name, timeout=5000
+        )
+
     async def image_shown(self, selector: str = "img.captcha") -> int:
         """Wait until the image has loaded and return its natural width (0 never passes)."""
         await self.page.wait_for_function(
@@ -96,8 +102,7 @@ def test_text_answer_typed_and_entered() -> None:
         assert await s.page.title() == "(1) CAPTCHA waiting · dnm-archive"
         text = await s.page.inner_text("section.challenge")
         assert "hollowmere" in text and "Type the characters you see" in text
-        # Autofocus: the keyboard goes straight to the answer field.
-        assert await s.page.evaluate("document.activeElement.name") == "answer"
+        await s.focused("answer")  # autofocus: the keyboard goes straight to the answer field
         await s.page.keyboard.type("K7PQ2")
         await s.page.keyboard.press("Enter")
         assert await asyncio.wait_for(task, 10) == "K7PQ2"
@@ -119,7 +124,7 @@ def test_clock_answer_with_the_selects() -> None:
         )
         assert hours == ["", *(str(h) for h in range(1, 13))]
         assert minutes == ["", *(f"{m:02d}" for m in range(60))]
-        assert await s.page.evaluate("document.activeElement.name") == "hour"
+        await s.focused("hour")
         await s.page.select_option("select[name=hour]", "3")
         await s.page.select_option("select[name=minute]", "07")
         await s.page.focus("select[name=minute]")
@@ -176,7 +181,8 @@ def test_idle_page_then_a_challenge_appears() -> None:
         task = await s.waiting(text_challenge("ZX9"))
         await s.page.wait_for_selector("section.challenge", timeout=8000)
         await s.image_shown()
-        await s.page.keyboard.type("ZX9")  # focused after the automatic reload
+        await s.focused("answer")  # after the automatic reload too
+        await s.page.keyboard.type("ZX9")
         await s.page.keyboard.press("Enter")
         assert await asyncio.wait_for(task, 10) == "ZX9"
 
@@ -209,6 +215,7 @@ def test_a_new_challenge_does_not_wipe_a_half_typed_answer() -> None:
     async def scenario(s: Session) -> None:
         first = await s.waiting(text_challenge("HALF"))
         await s.open()
+        await s.focused("answer")
         await s.page.keyboard.type("HA")
         second = await s.waiting(text_challenge("NEXT", market="copperline"))
         await s.page.wait_for_selector("p.notice:not([hidden])", timeout=8000)
@@ -217,6 +224,7 @@ def test_a_new_challenge_does_not_wipe_a_half_typed_answer() -> None:
         await s.page.keyboard.press("Enter")
         assert await asyncio.wait_for(first, 10) == "HALF"
         await s.page.wait_for_selector("section.challenge h2:has-text('copperline')")
+        await s.focused("answer")
         await s.page.keyboard.type("NEXT")
         await s.page.keyboard.press("Enter")
         assert await asyncio.wait_for(second, 10) == "NEXT"
@@ -273,6 +281,7 @@ def test_missing_or_unsafe_image_is_not_shown(image: bytes | None) -> None:
     async def scenario(s: Session) -> None:
         task = await s.waiting(text_challenge(image=image, image_type="image/svg+xml" if image else None))
         await s.open()
+        await s.focused("answer")
         assert await s.page.query_selector("img") is None
         assert await s.page.inner_text("p.noimage")
         response = await s.page.request.get(s.solver.url.replace("/?", "/image/1?"))
