@@ -234,8 +234,9 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; mar
 dt { color: var(--muted); }
 dd { margin: 0; overflow-wrap: anywhere; }
 .prompt { font-style: italic; overflow-wrap: anywhere; }
-img.captcha { display: block; max-width: 100%; margin: .5rem 0 1rem; background: #fff;
-  image-rendering: auto; border: 1px solid #999; }
+/* Market captchas are small (160 px): shown larger so the characters are readable. */
+img.captcha { display: block; min-width: 320px; max-width: 100%; height: auto; margin: .5rem 0 1rem;
+  background: #fff; border: 1px solid #999; }
 form { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem; }
 input, select, button { font: inherit; padding: .35rem .6rem; }
 input[name=answer] { font-family: ui-monospace, monospace; letter-spacing: .1em; min-width: 12rem; }
