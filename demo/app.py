@@ -65,6 +65,5 @@ def create_app(
         return render_template(f"{state().skin.name}/404.html"), 404
 
     faults.install(app)
-    if hostility is not None and (hostility.active or phishing):
-        hostile.install(app, hostility, phishing=phishing)
+    hostile.install(app, hostility or Hostility(), phishing=phishing)
     return app

@@ -238,6 +238,8 @@ def read_challenge(rule: ChallengeRule, response: TextResponse) -> ChallengeForm
         form[0].css(rule.id).get() if rule.id else form[0].css("input[name=cid]::attr(value)").get()
     )
     prompt = " ".join(" ".join(response.css(rule.prompt + " ::text").getall()).split()) if rule.prompt else ""
+    if image is None and not challenge_id:
+        return None  # the form is there (a login form, say) but holds no challenge today
     method, action = form_action(form[0], response.url)
     return ChallengeForm(method, action, form_defaults(form[0]), image, challenge_id, prompt)
 

@@ -110,15 +110,12 @@ class CoverageExtension:
 
     def request_scheduled(self, request: Request, spider: Any) -> None:
         page_type = request.meta.get("dnm_expected_type")
-        if page_type:
+        # A redirect (to a login form, say) is the same page asked for again, not a new one.
+        if page_type and not request.meta.get("redirect_urls"):
             self.note(page_type, "discovered", page_key(request.url))
 
     def item_scraped(self, item: Any, response: Any, spider: Any) -> None:
-        if (
-            not isinstance(item, PageItem)
-            or item.page_type.startswith("gate:")
-            or item.page_type == "unknown"
-        ):
+        if not isinstance(item, PageItem) or not item.is_content:
             return
         key = page_key(item.url)
         self.note(item.page_type, "fetched", key)

@@ -30,6 +30,12 @@ class PageItem:
     # The spider's parsed tree, reused to avoid parsing twice; rebuilt from `body` when absent.
     selector: Selector | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def is_content(self) -> bool:
+        """True for a page of one of the profile's page types; False for barrier pages ("gate:<kind>"),
+        mirror checks ("mirrors:key", "mirrors:list") and pages of no known type."""
+        return self.page_type != "unknown" and ":" not in self.page_type
+
     def parsed(self) -> Selector:
         """The page's parse tree."""
         if self.selector is None:

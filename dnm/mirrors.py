@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +31,7 @@ class Mirror:
     refused: str | None = None
     down: bool = False
     failures_in_row: int = 0
+    down_since: float = 0.0  # monotonic time it was marked down
     ok: int = 0
     failed: int = 0
 
@@ -111,10 +113,13 @@ class MirrorPool:
         target = urlsplit(self.canonical)
         return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
 
-    def note_ok(self, host: str) -> None:
+    def note_ok(self, host: str, sent_at: float) -> None:
+        """Count an answer from a mirror to a request sent at `sent_at` (monotonic time)."""
         mirror = self.find(host)
         if mirror is not None:
             mirror.ok += 1
+            if mirror.down and sent_at < mirror.down_since:
+                return  # an answer to a request sent before it went down says nothing about now
             mirror.failures_in_row = 0
             if mirror.down:
                 mirror.down = False
@@ -129,6 +134,7 @@ class MirrorPool:
         mirror.failures_in_row += 1
         if not mirror.down and mirror.failures_in_row >= self.failures_to_down:
             mirror.down = True
+            mirror.down_since = time.monotonic()
             following = self.current()
             logger.warning(
                 "mirror %s is down (%d failures in a row); now using %s",

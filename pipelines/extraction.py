@@ -33,7 +33,7 @@ class ExtractionPipeline:
         self.hooks = self.profile.load_hooks()
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, PageItem) or item.page_type == "unknown":
+        if not isinstance(item, PageItem) or not item.is_content:
             return item
         stats = self.crawler.stats
         assert stats is not None

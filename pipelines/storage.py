@@ -103,7 +103,7 @@ class SnapshotPipeline:
             logger.exception("could not store %s; the page's records are not archived", item.url)
             return item
         self.crawler.stats.inc_value("dnm/stored/pages")
-        if not item.page_type.startswith("gate:"):
+        if item.is_content:
             self.crawler.stats.inc_value("dnm/stored/content_pages")
         for record in item.records:
             self.crawler.stats.inc_value(f"dnm/stored/{record.kind}")

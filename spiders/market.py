@@ -27,7 +27,7 @@ from dnm.extraction import classify, extract_links
 from dnm.items import PageItem
 from dnm.mirrors import MirrorPool, MirrorRefused, check_signed_list
 from dnm.profile import Profile, ProfileError, load_profile
-from dnm.stats import failure_cause, is_known_cause
+from dnm.stats import exception_cause, failure_cause, is_known_cause
 
 
 class MarketSpider(scrapy.Spider):
@@ -46,7 +46,7 @@ class MarketSpider(scrapy.Spider):
             raise ProfileError("the market spider needs a market: -a market=NAME")
         self.market = market
         self.mirror = mirror
-        self.pending_captures: list[Any] = []
+        self.pending_pages: list[PageItem] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> MarketSpider:
@@ -69,8 +69,8 @@ class MarketSpider(scrapy.Spider):
                 load_accounts(profile.market, crawler.settings.get("DNM_ACCOUNTS_FILE"))
             )
             if not spider.accounts.accounts:
-                spider.logger.warning(
-                    "%s asks for a login and no account is configured (set %s/%s or DNM_ACCOUNTS_FILE)",
+                spider.logger.info(
+                    "%s may ask for a login and no account is configured (set %s/%s or DNM_ACCOUNTS_FILE)",
                     profile.market,
                     env_name(profile.market, "USERNAME"),
                     env_name(profile.market, "PASSWORD"),
@@ -103,8 +103,8 @@ class MarketSpider(scrapy.Spider):
             if mirror.refused or mirror.trusted:
                 continue
             try:
-                key_page = await self.fetch_fixed(mirror.url + rule.key_url)
-                list_page = await self.fetch_fixed(mirror.url + rule.url)
+                key_page = await self.fetch_fixed(mirror.url + rule.key_url, "mirrors:key")
+                list_page = await self.fetch_fixed(mirror.url + rule.url, "mirrors:list")
                 listed = check_signed_list(
                     mirror,
                     "".join(key_page.css(rule.key).getall()),
@@ -116,6 +116,7 @@ class MarketSpider(scrapy.Spider):
                 self.crawler.stats.inc_value("dnm/mirrors/refused")
                 continue
             except Exception as exc:  # unreachable, or its gate could not be passed: try the next one
+                self.crawler.stats.inc_value(f"dnm/errors/{exception_cause(exc)}")
                 self.logger.warning("mirror %s could not be checked: %s", mirror.url, exc)
                 self.mirrors.note_failure(mirror.host)
                 mirror.down = True
@@ -126,22 +127,40 @@ class MarketSpider(scrapy.Spider):
             return True
         return False
 
-    async def fetch_fixed(self, url: str) -> TextResponse:
-        """One page of one particular mirror, through the barriers; raises when it does not come."""
+    async def fetch_fixed(self, url: str, page_type: str) -> TextResponse:
+        """One page of one particular mirror, through the barriers, archived as `page_type`; raises
+        when it does not come."""
         assert self.crawler.engine is not None
         response = await self.crawler.engine.download_async(
             scrapy.Request(url, meta={"dnm_mirror_fixed": True}, dont_filter=True)
         )
+        self.pending_pages += self.barrier_items(response.meta)
+        self.pending_pages.append(self.page_item(response, page_type))
         if not isinstance(response, TextResponse) or response.status != 200:
             raise MirrorRefused(f"{url} answered {response.status}")
-        for capture in response.meta.get("dnm_barriers", ()):
-            self.pending_captures.append(capture)
         return response
+
+    def page_item(self, response: Response, page_type: str, expected: str | None = None) -> PageItem:
+        """A fetched response as a page to archive."""
+        return PageItem(
+            url=response.url,
+            page_type=page_type,
+            status=response.status,
+            body=response.body,
+            sha256=hashlib.sha256(response.body).hexdigest(),
+            fetched_at=datetime.now(UTC),
+            encoding=getattr(response, "encoding", "utf-8"),
+            expected_type=expected,
+            selector=response.selector if isinstance(response, TextResponse) else None,
+        )
+
+    def drain_pending(self) -> list[PageItem]:
+        """The mirror-check pages fetched before the crawl began, once."""
+        pending, self.pending_pages = self.pending_pages, []
+        return pending
 
     def barrier_items(self, meta: dict[str, Any]) -> list[PageItem]:
         """The barrier pages met on the way to a response (or failure), as pages to archive."""
-        captures = [*self.pending_captures, *meta.pop("dnm_barriers", ())]
-        self.pending_captures.clear()
         return [
             PageItem(
                 url=c.url,
@@ -152,14 +171,14 @@ class MarketSpider(scrapy.Spider):
                 fetched_at=c.fetched_at,
                 encoding=c.encoding,
             )
-            for c in captures
+            for c in meta.pop("dnm_barriers", ())
         ]
 
     def parse_page(self, response: Response) -> Any:
         """Yield the captured page, then the requests for the links its page type follows."""
-        fetched_at = datetime.now(UTC)
         stats = self.crawler.stats
         assert stats is not None
+        yield from self.drain_pending()
         yield from self.barrier_items(response.meta)
         expected = response.meta.get("dnm_expected_type")
         if not isinstance(response, TextResponse):
@@ -175,17 +194,7 @@ class MarketSpider(scrapy.Spider):
             )
         elif expected and expected != page_type:
             stats.inc_value("dnm/pages/unexpected_type")
-        yield PageItem(
-            url=response.url,
-            page_type=page_type,
-            status=response.status,
-            body=response.body,
-            sha256=hashlib.sha256(response.body).hexdigest(),
-            fetched_at=fetched_at,
-            encoding=response.encoding,
-            expected_type=expected,
-            selector=response.selector,
-        )
+        yield self.page_item(response, page_type, expected)
         if rule is None:
             return
         for url, to in extract_links(rule, response.selector, response.url):
@@ -202,6 +211,7 @@ class MarketSpider(scrapy.Spider):
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(f"dnm/errors/{cause}")
         request = getattr(failure, "request", None)
+        yield from self.drain_pending()
         if request is not None:
             yield from self.barrier_items(request.meta)
         url = request.url if request else failure.getErrorMessage()

@@ -19,6 +19,9 @@ def install(app: Flask, hostility: Hostility, *, phishing: bool = False) -> None
     from demo.hostile import gates, mirrors, network
 
     app.extensions["hostility"] = hostility
-    network.install(app, hostility)
+    if hostility.active:
+        network.install(app, hostility)
+    # Every market, friendly or not, publishes its signed mirror list: crawlers check it first.
     mirrors.install(app, hostility, phishing=phishing)
-    gates.install(app, hostility)
+    if hostility.active:
+        gates.install(app, hostility)

@@ -42,6 +42,8 @@ def wrong_answer(kind: str, answer: str) -> str:
 class DemoSolver:
     """Answers demo-market challenges from `demo.hostile.captcha.answer`; refuses everything else."""
 
+    needs_image = False  # the side channel answers from the challenge id: no image is fetched
+
     def __init__(
         self,
         answer: Callable[[int, str, str], str],

@@ -128,20 +128,22 @@ class BarrierMiddleware:
         self.backoff = settings.getfloat("DNM_MAINTENANCE_BACKOFF", 2.0)
         self.gates: dict[tuple[str, str], SessionGate] = {}
         self.solver: Any = None
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BarrierMiddleware:
         return cls(crawler)
 
-    def spider_opened(self, spider: Spider) -> None:
-        from dnm.captcha import load_solver  # late: the human solver pulls in an HTTP server
+    def load_solver(self) -> Any:
+        """The CAPTCHA solver, built at the first CAPTCHA: a crawl that meets none opens no solver page."""
+        if self.solver is None:
+            from dnm.captcha import load_solver
 
-        self.solver = load_solver(self.crawler)
+            self.solver = load_solver(self.crawler) or False
+        return self.solver or None
 
     def spider_closed(self, spider: Spider) -> None:
-        if self.solver is not None:
+        if self.solver:
             self.solver.close()
 
     @property
@@ -178,7 +180,11 @@ class BarrierMiddleware:
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Any:
         if request.meta.get(INTERNAL):
-            return response  # a step of a barrier being passed: the loop that made it looks at it
+            # A step of a barrier being passed: the loop that made it looks at it. A barrier served
+            # with a 5xx status (maintenance) is not a server error for RetryMiddleware to hammer.
+            if response.status >= 500 and classify_barrier(self.profile, response).kind is not Kind.ERROR:
+                request.meta["dont_retry"] = True
+            return response
         return await self.resolve(request, response)
 
     def target_of(self, request: Request) -> str:
@@ -210,7 +216,6 @@ class BarrierMiddleware:
                     return response  # content, or a server error for RetryMiddleware
                 captures.append(capture(response, verdict.kind))
                 self.inc(f"dnm/barriers/{verdict.kind}")
-                steps[verdict.kind] += 1
                 if verdict.kind in SESSION_KINDS:
                     key = self.session_key(request.meta, response.url)
                     if held is not None and held.key != key:
@@ -225,10 +230,13 @@ class BarrierMiddleware:
                             response, sent = await self.fetch_again(request, target)
                             continue
                         held = gate
+                    steps[verdict.kind] += 1  # counted only when this request acts on the barrier
                     response, sent = await self.pass_session_barrier(
                         request, response, verdict, target, steps
                     )
-                elif verdict.kind is Kind.KILLED:
+                else:
+                    steps[verdict.kind] += 1
+                if verdict.kind is Kind.KILLED:
                     self.limit(
                         steps, Kind.KILLED, self.killed_retries, "the market kept killing new circuits"
                     )
@@ -290,7 +298,8 @@ class BarrierMiddleware:
             self.limit(steps, Kind.CAPTCHA, self.captcha_attempts, "CAPTCHA answers kept being refused")
             assert verdict.gate is not None and verdict.gate.challenge is not None
             return await self.submit_challenge(request, response, verdict.gate.challenge, steps[Kind.CAPTCHA])
-        self.limit(steps, Kind.LOGIN, self.login_attempts * 2, "could not log in")
+        # Login pages met, not refusals (those retire accounts): maintenance or a gate may interrupt a login.
+        self.limit(steps, Kind.LOGIN, self.login_attempts * 4, "could not log in")
         return await self.log_in(request, response, steps)
 
     # -- fetching ------------------------------------------------------------------------------------
@@ -324,10 +333,11 @@ class BarrierMiddleware:
         form = read_challenge(rule, response)
         if form is None:
             raise BarrierUnpassed("captcha", f"no challenge form {rule.form!r} on {response.url}")
-        if self.solver is None:
+        solver = self.load_solver()
+        if solver is None:
             raise BarrierUnpassed("captcha", "a CAPTCHA must be solved and DNM_CAPTCHA_SOLVER is 'none'")
         image, image_type = None, None
-        if form.image_src and getattr(self.solver, "needs_image", True):
+        if form.image_src and getattr(solver, "needs_image", True):
             image, image_type = await self.challenge_image(request, response, form.image_src)
         challenge = CaptchaChallenge(
             market=self.market,
@@ -340,7 +350,10 @@ class BarrierMiddleware:
             attempt=attempt,
         )
         self.inc("dnm/captcha/asked")
-        solution = await self.solver.solve(challenge)
+        try:
+            solution = await solver.solve(challenge)
+        except ValueError as exc:  # the solver refuses this challenge (ChallengeRefused)
+            raise BarrierUnpassed("captcha", f"the CAPTCHA solver refused the challenge: {exc}") from None
         if not solution:
             self.inc("dnm/captcha/unanswered")
             raise BarrierUnpassed("captcha", "the CAPTCHA solver gave no answer (timeout or skipped)")
@@ -376,7 +389,7 @@ class BarrierMiddleware:
         # The same challenge form again means the answer was refused (and a new challenge issued).
         correct = not (isinstance(after, TextResponse) and read_challenge(rule, after) is not None)
         self.inc(f"dnm/captcha/{'solved' if correct else 'refused'}")
-        self.solver.report(challenge, solution, correct)
+        self.load_solver().report(challenge, solution, correct)
         return after, sent
 
     # -- login ---------------------------------------------------------------------------------------
@@ -441,7 +454,7 @@ class BarrierMiddleware:
                 self.switch_account(request)
                 return await self.fetch(request, urljoin(response.url, rule.url))
             logger.info("login of %s refused (%s); trying again", account.label, message or "no message")
-        else:
+        elif after.status < 400:
             self.inc("dnm/login/succeeded")
             logger.info("logged in to %s as %s", self.market, account.label)
         return after, sent

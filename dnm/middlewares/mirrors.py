@@ -11,6 +11,7 @@ Stats: `dnm/mirrors/down`, `dnm/mirrors/requeued`, `dnm/mirrors/refused`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +58,7 @@ class MirrorMiddleware:
 
     def process_request(self, request: Request, spider: Spider | None = None) -> Request | None:
         pool = self.pool
+        request.meta["dnm_mirror_sent"] = time.monotonic()
         if pool is None or request.meta.get("dnm_mirror_fixed"):
             return None
         moved = pool.rewrite(request.url)
@@ -68,7 +70,7 @@ class MirrorMiddleware:
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Response:
         if self.pool is not None:
-            self.pool.note_ok(urlsplit(request.url).netloc)
+            self.pool.note_ok(urlsplit(request.url).netloc, request.meta.get("dnm_mirror_sent", 0.0))
         return response
 
     def process_exception(
