@@ -121,12 +121,21 @@ def retry_after(response: Response) -> float | None:
 
 # -- forms --------------------------------------------------------------------------------------------
 
-HIDING_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
+# A rule's selector list and a body saying display:none; the class ending each selector of the list is hidden
+# (".a, .wrap .b{display:none}" hides a and b), as a class right before "{" was for a single selector.
+HIDING_RULE = re.compile(r"([^{}]+)\{[^{}]*display\s*:\s*none", re.IGNORECASE)
+LAST_CLASS = re.compile(r"\.([A-Za-z_][\w-]*)\s*$")
 
 
 def hidden_classes(selector: Selector) -> set[str]:
     """Classes the page's own <style> blocks hide: where markets put decoy inputs."""
-    return set(HIDING_RULE.findall(" ".join(selector.css("style::text").getall())))
+    css = " ".join(selector.css("style::text").getall())
+    return {
+        found.group(1)
+        for selectors in HIDING_RULE.findall(css)
+        for part in selectors.split(",")
+        if (found := LAST_CLASS.search(part))
+    }
 
 
 def is_visible(element: Selector, hidden: set[str]) -> bool:
