@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import tomllib
 import zlib
@@ -64,8 +65,11 @@ def read_secrets_file(path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        # The parser's message may quote the line it failed on, which could hold a password.
-        raise AccountsError(f"{path}: not valid TOML (line {getattr(exc, 'lineno', '?')})") from None
+        # The parser's message may quote the line it failed on, which could hold a password: only the line
+        # number is kept (Python 3.11's TOMLDecodeError has no `lineno`; its message ends "(at line N, ...)").
+        found = re.search(r"\(at line (\d+),", str(exc))
+        line = getattr(exc, "lineno", None) or (found.group(1) if found else "?")
+        raise AccountsError(f"{path}: not valid TOML (line {line})") from None
     for market, entries in data.items():
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise AccountsError(f"{path}: [{market}] must be an array of tables: [[{market}]]")
