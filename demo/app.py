@@ -9,9 +9,9 @@ from flask import Flask, render_template
 from jinja2 import StrictUndefined
 
 from demo import faults, hostile, vocab
+from demo.hostile.config import Hostility
 from demo.skins import get_skin, noise
 from demo.skins.base import DemoState, state
-from demo.hostile.config import Hostility
 from demo.world import MARKETS, Scale, world_for
 
 TEMPLATES = Path(__file__).parent / "templates"

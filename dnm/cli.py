@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "markets", nargs="+", metavar="MARKET", help="market profile name(s) in config/markets/"
     )
     crawl.add_argument(
-        "--mirror", help="base URL to crawl instead of the profile's first mirror (one market only)"
+        "--mirror",
+        action="append",
+        help="a mirror base URL, checked before the profile's (one market only; repeatable, in order)",
     )
     _add_crawl_options(crawl)
     crawl.set_defaults(handler=cmd_crawl)
@@ -163,6 +165,14 @@ def _add_crawl_options(parser: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="a host that may be fetched without Tor",
     )
+    parser.add_argument(
+        "--accounts", metavar="FILE", help="secrets file of market accounts (default: $DNM_ACCOUNTS_FILE)"
+    )
+    parser.add_argument(
+        "--captcha-solver",
+        metavar="NAME",
+        help="human (default: a local web page), demo (demo markets only), none, or package.module:Class",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Scrapy setting")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log at INFO level")
@@ -197,6 +207,10 @@ def _overrides(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
         overrides[name] = value
     if args.database:
         overrides["DNM_DATABASE_URL"] = args.database
+    if getattr(args, "accounts", None):
+        overrides["DNM_ACCOUNTS_FILE"] = args.accounts
+    if getattr(args, "captcha_solver", None):
+        overrides["DNM_CAPTCHA_SOLVER"] = args.captcha_solver
     if args.transport:
         overrides["DNM_TRANSPORT"] = args.transport
     if args.allow_host:
@@ -251,7 +265,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         except ProfileError as exc:
             raise CliError(str(exc)) from exc
     progress = sys.stderr.isatty() and not args.no_progress
-    jobs = [CrawlJob(market, args.mirror) for market in args.markets]
+    jobs = [CrawlJob(market, ",".join(args.mirror) if args.mirror else None) for market in args.markets]
     return _crawl_and_summarize(jobs, _overrides(args, progress), progress)
 
 

@@ -54,7 +54,8 @@ class MarketSpider(scrapy.Spider):
         directory = crawler.settings.get("DNM_PROFILE_DIR")
         spider.profile = load_profile(spider.market, Path(directory) if directory else None)
         profile = spider.profile
-        candidates = [(spider.mirror, "command line")] if spider.mirror else []
+        # `mirror` may name several, comma-separated (`dnm crawl --mirror A --mirror B`), tried in order.
+        candidates = [(url, "command line") for url in (spider.mirror or "").split(",") if url.strip()]
         candidates += [(url, "profile") for url in profile.mirrors]
         if not candidates:
             raise ProfileError(f"profile {profile.market!r} lists no mirror; pass one with --mirror")

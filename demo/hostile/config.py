@@ -30,7 +30,7 @@ class Hostility:
     post_login_captcha: float = 0.0  # share of logins followed by an anti-phishing captcha page
     session_ttl: float = 0.0  # seconds a session lives (0 = forever)
     session_max_requests: int = 0  # requests a session serves before it expires (0 = unlimited)
-    # Per-circuit rate limit: more than `circuit_budget` requests in `circuit_window` seconds kills the circuit.
+    # Per-circuit rate limit: over `circuit_budget` requests in `circuit_window` seconds kills the circuit.
     circuit_budget: int = 0
     circuit_window: float = 60.0
     # Maintenance: starting at each of these global request numbers, the market is down this long.

@@ -428,7 +428,7 @@ class BarrierMiddleware:
         if (
             rule.challenge is not None
             and isinstance(response, TextResponse)
-            and response.css(rule.challenge.form)
+            and read_challenge(rule.challenge, response) is not None
         ):
             after, sent = await self.submit_challenge(
                 request, response, rule.challenge, steps[Kind.LOGIN], values
