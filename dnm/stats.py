@@ -24,8 +24,10 @@ def exception_cause(exception: BaseException) -> str:
     return name
 
 
-# Substring of an exception's class name -> the cause it is counted under.
+# Substring of an exception's class name -> the cause it is counted under; the first match wins, so the
+# longer names come before the substrings they contain ("transportrefused" before "refused").
 CAUSES = (
+    ("transportrefused", "refused_by_guard"),
     ("timeout", "timeout"),
     ("refused", "connection_refused"),
     ("dns", "dns"),
@@ -33,7 +35,6 @@ CAUSES = (
     ("dataloss", "data_loss"),
     ("connectionlost", "connection_lost"),
     ("reset", "connection_lost"),
-    ("transportrefused", "refused_by_guard"),
     ("barrierunpassed", "barrier"),
     ("ignorerequest", "ignored"),
     ("downloadfailed", "download_failed"),
