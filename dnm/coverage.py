@@ -130,7 +130,8 @@ class CoverageExtension:
         if count is None:
             return
         if rule.per_page:
-            count = math.ceil(count / rule.per_page)
+            # The page showing the count is an index page itself, even when it shows "0 items".
+            count = max(1, math.ceil(count / rule.per_page))
         per = read_field(rule.per, item.parsed(), item.url) if rule.per is not None else key
         claims = self.claims[rule.count]
         claims[str(per)] = count
