@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from demo.mirrors import market_key
 from dnm.profile import ProfileError, available_markets, load_profile
 
 MINIMAL = """
@@ -95,4 +96,170 @@ def test_onion_mirrors_are_validated(tmp_path: Path) -> None:
         load_profile("tiny", tmp_path)
     write(tmp_path, MINIMAL.replace("http://tiny.example", "http://abcdefghijklmnop.onion"))
     with pytest.raises(ProfileError, match="v2 onion address"):
+        load_profile("tiny", tmp_path)
+
+
+# -- gates, login, mirror list and completeness -------------------------------------------------------
+
+BARRIERS = (
+    MINIMAL
+    + """
+gates:
+  - {kind: wait, match: {css: 'div.wait'}, wait: 5}
+  - kind: captcha
+    match: {css: 'form.ddos', status: [200, 429]}
+    challenge: {form: 'form.ddos', kind: clock, image: 'img::attr(src)', answer: {h: '{hour}', m: '{minute}'}}
+  - {kind: killed, match: {status: 403, text: 'killed your path', title: '^Blocked'}}
+login:
+  url: /login
+  form: 'form#login'
+  username: '^User$'
+  challenge: {form: 'form#login', image: 'img::attr(src)'}
+  failed: {css: 'p.error'}
+  banned: '(?i)banned'
+  logged_out: {css: 'a.login'}
+mirror_list:
+  url: /mirrors
+  signed: 'pre.signed::text'
+  key: 'pre.key::text'
+  fingerprint: '2382 5062 78b3 1011 1C58  0751 F93B B3C2 5841 4584'
+completeness:
+  threshold: 0.95
+  expect:
+    item: {page: home, css: 'p.total', regex: '(\\d+) items', per: {url: '^/(\\w*)'}, per_page: 20}
+"""
+)
+
+
+def test_barrier_keys_compile(tmp_path: Path) -> None:
+    write(tmp_path, BARRIERS)
+    profile = load_profile("tiny", tmp_path)
+    wait, gate, killed = profile.gates
+    assert (wait.kind, wait.match.css, wait.wait, wait.challenge) == ("wait", "div.wait", 5.0, None)
+    assert gate.kind == "captcha" and gate.match.status == (200, 429) and gate.wait is None
+    assert gate.challenge is not None and gate.challenge.kind == "clock"
+    assert gate.challenge.answer == (("h", "{hour}"), ("m", "{minute}"))
+    assert killed.match.status == (403,) and killed.match.text is not None and killed.match.title is not None
+    assert killed.match.text.search("DDOS filter killed your path") and killed.match.title.match("Blocked!")
+    login = profile.login
+    assert login is not None and (login.url, login.form) == ("/login", "form#login")
+    assert login.username.pattern == "^User$" and login.password.search("Password")  # the default label
+    assert login.challenge is not None and login.challenge.kind == "text"
+    assert login.challenge.answer == (("captcha", "{text}"),)  # a text challenge's default field
+    assert login.failed is not None and login.failed.css == "p.error"
+    assert login.banned is not None and login.banned.search("This account has been BANNED")
+    assert login.logged_out is not None and login.logged_out.css == "a.login"
+    mirror_list = profile.mirror_list
+    assert mirror_list is not None and mirror_list.key_url == "/mirrors"  # defaults to the list's page
+    assert mirror_list.fingerprint == "2382506278B310111C580751F93BB3C258414584"
+    assert profile.completeness.threshold == 0.95
+    (rule,) = profile.completeness.expect
+    assert (rule.count, rule.page, rule.per_page) == ("item", "home", 20)
+    assert rule.value.css == "p.total" and rule.value.regex is not None
+    assert rule.per is not None and rule.per.url is not None
+
+
+def test_barrier_keys_are_optional(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    profile = load_profile("tiny", tmp_path)
+    assert profile.gates == () and profile.login is None and profile.mirror_list is None
+    assert profile.completeness.threshold == 1.0 and profile.completeness.expect == ()
+
+
+MARKETS = ("hollowmere", "copperline")
+
+
+def test_demo_profiles_barrier_keys() -> None:
+    captcha_kinds = {"hollowmere": ["clock", "text"], "copperline": ["text", "text"]}
+    for market in MARKETS:
+        profile = load_profile(market)
+        kinds = [gate.kind for gate in profile.gates]
+        assert kinds == ["killed", "maintenance", "wait", "queue", "captcha", "captcha"]
+        challenges = [gate.challenge for gate in profile.gates if gate.kind == "captcha"]
+        assert [c.kind for c in challenges if c is not None] == captcha_kinds[market]
+        assert all(gate.challenge is None for gate in profile.gates if gate.kind != "captcha")
+        assert profile.login is not None and profile.login.username.pattern == "^Username$"
+        assert profile.login.banned is not None and profile.login.failed is not None
+        assert profile.mirror_list is not None
+        assert profile.mirror_list.fingerprint == market_key(1, market).fingerprint
+        assert (profile.mirror_list.url, profile.mirror_list.key_url) == ("/mirrors", "/pgp")
+        assert profile.completeness.threshold == 1.0
+        expect = {rule.count: rule for rule in profile.completeness.expect}
+        assert set(expect) == {"listing", "category"}
+        assert expect["listing"].page == "home" and expect["category"].page == "category"
+        assert expect["category"].per is not None
+    assert load_profile("hollowmere").login.challenge is not None  # type: ignore[union-attr]
+    assert load_profile("copperline").login.challenge is None  # type: ignore[union-attr]
+    per_page = {m: {r.count: r.per_page for r in load_profile(m).completeness.expect} for m in MARKETS}
+    assert per_page == {
+        "hollowmere": {"listing": None, "category": None},  # "page 1 of 7" counts pages already
+        "copperline": {"listing": None, "category": 20},  # "(412 items)": 20 a page
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("kind: wait,", "kind: ddos,"), "gates[0].kind: must be one of"),
+        (("  - {kind: killed,", "  - {kind: captcha,"), "gates[2]: a captcha gate needs 'challenge'"),
+        (("match: {css: 'div.wait'}, ", ""), "gates[0]: a gate needs 'match'"),
+        (("match: {css: 'div.wait'}", "match: {}"), "gates[0].match: give at least one of"),
+        (("match: {css: 'div.wait'}", "match: {id: 'x'}"), "gates[0].match: unknown key(s) ['id']"),
+        (("status: [200, 429]", "status: ['200']"), "gates[1].match.status: expected an HTTP status"),
+        (("text: 'killed your path'", "text: 'killed (your'"), "gates[2].match.text: bad regular expression"),
+        (("title: '^Blocked'", "title: '[B'"), "gates[2].match.title: bad regular expression"),
+        (("wait: 5}", "wait: -1}"), "gates[0].wait: expected seconds"),
+        (("wait: 5}", "wait: soon}"), "gates[0].wait: expected seconds"),
+        (("kind: clock,", "kind: audio,"), "gates[1].challenge.kind: must be one of ['text', 'clock']"),
+        (
+            ("m: '{minute}'", "m: '{minutes}'"),
+            "gates[1].challenge.answer.m: unknown placeholder(s) ['minutes']",
+        ),
+        (("h: '{hour}'", "h: '{}'"), "gates[1].challenge.answer.h: unknown placeholder(s) ['']"),
+        (("answer: {h: '{hour}', m: '{minute}'}", "answer: [hour]"), "gates[1].challenge.answer: expected"),
+        (("challenge: {form: 'form.ddos', ", "challenge: {"), "gates[1].challenge: a challenge needs"),
+        (("  url: /login\n", ""), "login: missing required key 'url'"),
+        (("username: '^User$'", "username: '^User('"), "login.username: bad regular expression"),
+        (("banned: '(?i)banned'", "banned: '(?i)banned['"), "login.banned: bad regular expression"),
+        (("logged_out: {css: 'a.login'}", "logged_out: {css: 'a', text: '('}"), "login.logged_out.text: bad"),
+        (("challenge: {form: 'form#login', ", "challenge: {kind: clock, "), "login.challenge: a challenge"),
+        (("failed: {css: 'p.error'}", "failed: {css: 'p', xpath: '//p'}"), "login.failed: give exactly one"),
+        (("  banned:", "  band:"), "login: unknown key(s) ['band']"),
+        (("'2382 5062 78b3", "'2382 5062 78G3"), "mirror_list.fingerprint: expected a v4 (40 hex)"),
+        ((" 5841 4584'", " 5841'"), "mirror_list.fingerprint: expected a v4"),
+        (("  key: 'pre.key::text'\n", ""), "mirror_list: missing required key 'key'"),
+        (("threshold: 0.95", "threshold: 1.5"), "completeness.threshold: expected a share between 0"),
+        (("threshold: 0.95", "threshold: 0"), "completeness.threshold: expected a share"),
+        (("threshold: 0.95", "threshold: all"), "completeness.threshold: expected a share"),
+        (
+            ("    item: {page: home,", "    vendor: {page: home,"),
+            "completeness.expect: unknown key(s) ['vendor']",
+        ),
+        (("item: {page: home,", "item: {page: nowhere,"), "completeness.expect.item.page: expected one of"),
+        (("item: {page: home,", "item: {"), "completeness.expect.item.page: expected one of the page types"),
+        (("per_page: 20}", "per_page: 0}"), "completeness.expect.item.per_page: expected a positive integer"),
+        (("regex: '(\\d+) items'", "regex: '(\\d+ items'"), "completeness.expect.item.regex: bad regular"),
+        (
+            ("per: {url: '^/(\\w*)'}", "per: {url: '^/(\\w*'}"),
+            "completeness.expect.item.per.url: bad regular",
+        ),
+        (
+            ("css: 'p.total', ", "css: 'p.total', xpath: '//p', "),
+            "completeness.expect.item: give exactly one",
+        ),
+    ],
+)
+def test_barrier_mistakes_name_their_place(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    old, new = change
+    assert BARRIERS.count(old) == 1, old
+    write(tmp_path, BARRIERS.replace(old, new))
+    with pytest.raises(ProfileError) as caught:
+        load_profile("tiny", tmp_path)
+    assert message in str(caught.value)
+    assert "tiny.yaml" in str(caught.value)
+
+
+def test_gates_must_be_a_list(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + "gates: {kind: wait, match: {css: 'div.wait'}}\n")
+    with pytest.raises(ProfileError, match="gates: expected a list of gate pages"):
         load_profile("tiny", tmp_path)
