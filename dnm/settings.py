@@ -92,6 +92,7 @@ DOWNLOADER_MIDDLEWARES = {
     "dnm.middlewares.guard.TransportGuardMiddleware": 580,
     "dnm.middlewares.barriers.BarrierMiddleware": 585,
 }
+DUPEFILTER_CLASS = "dnm.dupefilter.RedirectAwareDupeFilter"
 EXTENSIONS = {"dnm.coverage.CoverageExtension": 500}
 ITEM_PIPELINES = {
     "pipelines.extraction.ExtractionPipeline": 100,
