@@ -13,8 +13,6 @@ from parsel import Selector
 
 from demo import clock
 from demo.app import create_app
-from demo.hostile import mirrors as hostile_mirrors
-from demo.hostile.config import Hostility
 from demo.mirrors import market_key, mirror_list_text, phisher_key, signed_mirror_list
 from demo.world import MARKETS
 from dnm.normalize.pgp import fingerprint
@@ -30,8 +28,7 @@ GENUINE = ["http://primary.onion", "http://mirror-one.onion", "http://mirror-two
 
 
 def make_app(market: str, *, phishing: bool, public: dict[str, str] | None = PUBLIC) -> Flask:
-    app = create_app(market, 3)
-    hostile_mirrors.install(app, Hostility(mirrors=3, phishing=True), phishing=phishing)
+    app = create_app(market, 3, phishing=phishing)  # every demo app publishes its signed mirror list
     if public is not None:
         app.extensions["public_urls"] = dict(public)
     return app
