@@ -4,8 +4,11 @@ Tests and the offline demo reach the demo marketplace as real v3 onion services 
 internet. The start is phased (see docs/tornet.md and /work/shared/research/tor-private-network.md):
 keys for the authorities, then the authorities alone until each holds a consensus listing every relay
 with its microdescriptor, then the onion-service tor and the client tor, which then bootstrap in
-under a second instead of backing off on 404s. `up`/`down`/`status` run the same network with the
-demo markets in a background process described by a JSON state file, for the `dnm tornet` command.
+under a second instead of backing off on 404s. Onion services are published with ADD_ONION, or,
+when the server needs each client's circuit id (`export_circuit_id`), from HiddenServiceDirs set with
+SETCONF, the only way tor exports circuit ids (HiddenServiceExportCircuitID haproxy). `up`/`down`/
+`status` run the same network with the demo markets in a background process described by a JSON
+state file, for the `dnm tornet` command.
 
 Environment: `DNM_TOR_BINARY` names the tor binary (default: `tor` on PATH, then /usr/sbin/tor);
 `tor-gencert` is looked for beside it, then on PATH.
@@ -26,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +38,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 import stem
-from stem.control import Controller
+from stem.control import Controller, EventType
+from stem.response.events import HSDescEvent
 
 from transport.errors import TorError, TorNotInstalled
-from transport.onion_keys import OnionKey, add_onion_key_blob, onion_key_for
+from transport.onion_keys import (
+    OnionKey,
+    add_onion_key_blob,
+    onion_key_for,
+    onion_key_from_seed,
+    write_hidden_service_dir,
+)
 from transport.process import SEARCH_PATH_FALLBACK, render_torrc, tor_binary
 
 if TYPE_CHECKING:
+    from demo.hostile.config import Hostility
     from demo.server import DemoServer
 
 log = logging.getLogger(__name__)
@@ -132,6 +143,12 @@ def network_options(dirauthority_lines: Sequence[str]) -> TorConfig:
         # Without vanguards-lite, tor never takes the last hop as guard. The real Tor network is
         # never this small, so this is for the private network only.
         "VanguardsLiteEnabled": "0",
+        # Tor learns its circuit build timeout from the build times it sees: tens of milliseconds on
+        # loopback. When the machine is busy (several tors, a crawl, other tests) builds overrun it, are
+        # abandoned as timed out, and onion-service circuits fail for tens of seconds until tor resets
+        # the timeout to 60 s ("Resetting timeout to 60000ms after 18 timeouts", seen with ten onion
+        # services on the service tor). A fixed timeout (CircuitBuildTimeout, 60 s) cannot be undercut.
+        "LearnCircuitBuildTimeout": "0",
     }
 
 
@@ -229,6 +246,68 @@ def _tail_file(path: Path, lines: int) -> str:
 # --- the network --------------------------------------------------------------------------------
 
 
+class DescriptorUploads:
+    """Follows a service tor's HS_DESC events until each service's descriptor is on every HSDir it was
+    sent to (UPLOAD events, each answered by UPLOADED or FAILED).
+
+    The first UPLOADED is not enough: a client asking an HSDir whose upload is still on its way gets a
+    404, counts that HSDir as asked, and, once every HSDir it asks has said 404, fails every stream to
+    the address for a while ("No more HSDir available to query"; seen here with 8 services at once).
+    """
+
+    def __init__(self, service_ids: Iterable[str]) -> None:
+        self.pending = set(service_ids)
+        self._uploaded: set[str] = set()
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._changed = threading.Condition()
+
+    def on_event(self, event: HSDescEvent) -> None:
+        """The stem listener: count uploads started and finished per (service, HSDir)."""
+        if event.address not in self.pending:
+            return
+        key = (event.address, str(event.directory))
+        with self._changed:
+            if event.action == "UPLOAD":
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            elif event.action in ("UPLOADED", "FAILED"):
+                self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+                if event.action == "UPLOADED":
+                    self._uploaded.add(event.address)
+            self._changed.notify_all()
+
+    def _done(self, service_id: str) -> bool:
+        in_flight = any(n for (sid, _), n in self._in_flight.items() if sid == service_id)
+        return service_id in self._uploaded and not in_flight
+
+    def wait(self, timeout: float) -> list[str]:
+        """Wait until every service is fully uploaded; return those not uploaded anywhere by then.
+
+        A service on some HSDirs when the time is up counts as published (tor retries the others).
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not all(self._done(sid) for sid in self.pending):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 1.0))
+            return sorted(self.pending - self._uploaded)
+
+
+@dataclass(frozen=True)
+class OnionService:
+    """An onion service to publish from a HiddenServiceDir: 127.0.0.1:`target_port` as `key`'s address."""
+
+    target_port: int
+    key: OnionKey
+    name: str | None = None
+    virtual_port: int = 80
+
+    @property
+    def url(self) -> str:
+        return self.key.url + ("" if self.virtual_port == 80 else f":{self.virtual_port}")
+
+
 class PrivateTorNetwork:
     """A private Tor network on 127.0.0.1 with v3 onion services; start it, use it, stop it.
 
@@ -273,6 +352,10 @@ class PrivateTorNetwork:
         self.started_at: str | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        # Services published through the service tor's configuration (circuit ids exported), by
+        # address. SETCONF replaces every HiddenService* line at once, so the whole list is re-sent.
+        self._configured: dict[str, OnionService] = {}
+        self._configured_lock = threading.Lock()
 
     # -- lifecycle --
 
@@ -397,13 +480,24 @@ class PrivateTorNetwork:
         name: str | None = None,
         virtual_port: int = 80,
         timeout: float = 60.0,
+        export_circuit_id: bool = False,
     ) -> str:
         """Publish 127.0.0.1:`target_port` as an onion service on port `virtual_port`; return its URL.
 
-        With `key` the address is that key's (deterministic); without, tor makes a new one. Returns
-        once the descriptor is uploaded to an HSDir (ADD_ONION, await_publication). The service is
-        detached: it outlives the control connection and lasts until `remove_onion_service` or stop.
+        With `key` the address is that key's (deterministic); without, a new one. Returns once the
+        descriptor is uploaded to an HSDir. The service lasts until `remove_onion_service` or stop.
+        With `export_circuit_id` every connection to the target starts with a HAProxy PROXY line
+        naming the client's rendezvous circuit ("PROXY TCP6 fc00:dead:beef:4dad::<id> ::1 ..."); see
+        `add_exported_onion_services`. Otherwise the service is an ADD_ONION one (detached, so it
+        outlives the control connection).
         """
+        if export_circuit_id:
+            if key is None:
+                # The same as ADD_ONION NEW: a fresh identity nobody can predict (the OS random source).
+                key = onion_key_from_seed(os.urandom(32))
+            return self.add_exported_onion_services(
+                [OnionService(target_port, key, name, virtual_port)], timeout=timeout
+            )[0]
         controller = _started(_started(self.service).controller)
         if key is None:
             key_type, key_content = "NEW", "ED25519-V3"
@@ -431,11 +525,97 @@ class PrivateTorNetwork:
         self.onions[name or address] = url
         return url
 
+    def add_exported_onion_services(
+        self, services: Sequence[OnionService], timeout: float = 60.0
+    ) -> list[str]:
+        """Publish onion services whose connections carry the client's circuit id; return their URLs.
+
+        ADD_ONION cannot export circuit ids, so each key is written into a HiddenServiceDir under the
+        service tor's data directory and every such service is (re)configured with one SETCONF
+        (HiddenServiceDir, HiddenServicePort, HiddenServiceExportCircuitID haproxy). Returns once tor
+        reports each new descriptor uploaded to every HSDir it was sent to (see `DescriptorUploads`);
+        on failure the new services are withdrawn and TorNetworkError carries the log tails. Publish
+        many at once: it costs one wait.
+        """
+        controller = _started(_started(self.service).controller)
+        uploads = DescriptorUploads(service.key.service_id for service in services)
+        if len(uploads.pending) != len(services):
+            raise ValueError("the same onion key appears twice in one call")
+        # Listen before configuring: the first upload can follow SETCONF within milliseconds.
+        controller.add_event_listener(uploads.on_event, EventType.HS_DESC)
+        try:
+            with self._configured_lock:
+                # Tor cannot serve one key twice: a configured copy of an ADD_ONION service fails to
+                # register (a tor "Bug" warning) and its descriptor never comes; refuse it here instead.
+                ephemeral = set(controller.list_ephemeral_hidden_services([], detached=True))
+                taken = [
+                    s.key.address
+                    for s in services
+                    if s.key.address in self._configured or s.key.service_id in ephemeral
+                ]
+                if taken:
+                    raise TorNetworkError(f"onion services already published: {', '.join(taken)}")
+                root = _private_dir(_started(self.service).datadir / "onions")
+                for service in services:
+                    write_hidden_service_dir(root / service.key.service_id, service.key)
+                    self._configured[service.key.address] = service
+                try:
+                    self._send_service_config(controller)
+                except stem.ControllerError as exc:
+                    self._withdraw_configured(controller, services)
+                    raise TorNetworkError(f"tor refused the onion service configuration: {exc}") from exc
+            missing = uploads.wait(timeout)
+        finally:
+            controller.remove_event_listener(uploads.on_event)
+        if missing:
+            with self._configured_lock:
+                self._withdraw_configured(controller, services)
+            raise TorNetworkError(
+                f"no descriptor uploaded within {timeout:.0f} s for {', '.join(missing)}\n{self.tail_logs()}"
+            )
+        urls = []
+        for service in services:
+            self.onions[service.name or service.key.address] = service.url
+            urls.append(service.url)
+        return urls
+
+    def _send_service_config(self, controller: Controller) -> None:
+        """SETCONF every configured service (caller holds `_configured_lock`); none: reset them all."""
+        if not self._configured:
+            # Resetting HiddenServiceDir resets the whole group of HiddenService* lines.
+            controller.reset_conf("HiddenServiceDir")
+            return
+        root = _started(self.service).datadir / "onions"
+        options: list[tuple[str, str]] = []
+        for service in self._configured.values():
+            options += [
+                ("HiddenServiceDir", str(root / service.key.service_id)),
+                ("HiddenServicePort", f"{service.virtual_port} 127.0.0.1:{service.target_port}"),
+                ("HiddenServiceExportCircuitID", "haproxy"),
+            ]
+        controller.set_options(options)
+
+    def _withdraw_configured(self, controller: Controller, services: Iterable[OnionService]) -> None:
+        """Drop services from the configuration and re-send it (caller holds `_configured_lock`)."""
+        for service in services:
+            self._configured.pop(service.key.address, None)
+        with contextlib.suppress(stem.ControllerError):
+            self._send_service_config(controller)
+        for service in services:
+            shutil.rmtree(
+                _started(self.service).datadir / "onions" / service.key.service_id, ignore_errors=True
+            )
+
     def remove_onion_service(self, url_or_address: str) -> None:
-        """Withdraw an onion service added with `add_onion_service`."""
+        """Withdraw an onion service added with `add_onion_service` (either kind)."""
         host = url_or_address.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
         controller = _started(_started(self.service).controller)
-        controller.remove_ephemeral_hidden_service(host.removesuffix(".onion"))
+        with self._configured_lock:
+            service = self._configured.get(host)
+            if service is not None:
+                self._withdraw_configured(controller, [service])
+        if service is None:
+            controller.remove_ephemeral_hidden_service(host.removesuffix(".onion"))
         self.onions = {k: v for k, v in self.onions.items() if host not in v}
 
     def wait_reachable(self, url: str, timeout: float = 30.0, username: str = "dnm-tornet-wait") -> float:
@@ -474,9 +654,9 @@ class PrivateTorNetwork:
             "start_seconds": self.start_seconds,
         }
 
-    def save_state(self, path: Path) -> None:
-        """Write `state()` to `path` atomically (a reader never sees half a file)."""
-        _write_json_atomic(Path(path), self.state())
+    def save_state(self, path: Path, extra: Mapping[str, Any] | None = None) -> None:
+        """Write `state()` (and `extra` keys) to `path` atomically (a reader never sees half a file)."""
+        _write_json_atomic(Path(path), {**self.state(), **(extra or {})})
 
     # -- phases --
 
@@ -721,6 +901,94 @@ def wait_reachable(
         time.sleep(0.25)
 
 
+# SOCKS5 reply codes (RFC 1928 6) and tor's extended ones for onion services (tor's socks-extensions).
+SOCKS_REPLIES = {
+    1: "general failure",
+    2: "not allowed",
+    3: "network unreachable",
+    4: "host unreachable",
+    5: "connection refused",
+    6: "TTL expired",
+    7: "command not supported",
+    8: "address type not supported",
+    0xF0: "onion service descriptor not found",
+    0xF1: "onion service descriptor invalid",
+    0xF2: "onion service introduction failed",
+    0xF3: "onion service rendezvous failed",
+    0xF4: "onion service missing client authorization",
+    0xF5: "onion service wrong client authorization",
+    0xF6: "onion address invalid",
+    0xF7: "onion service introduction timed out",
+}
+
+
+def socks_connect(
+    host: str, port: int, socks_port: int, *, username: str | None = None, timeout: float = 30.0
+) -> socket.socket:
+    """A TCP stream to host:port through tor's SOCKS5 port (tor resolves the name); the caller closes it.
+
+    A `username` picks the circuit (IsolateSOCKSAuth), as the crawler's identities do. Raises
+    TorNetworkError naming the SOCKS reply when tor cannot connect.
+    """
+    sock = socket.create_connection(("127.0.0.1", socks_port), timeout=timeout)
+    try:
+        sock.sendall(b"\x05\x01" + (b"\x02" if username else b"\x00"))
+        method = _recv_exact(sock, 2)[1]
+        if method == 0x02 and username:
+            user = username.encode()
+            sock.sendall(b"\x01" + bytes([len(user)]) + user + b"\x01x")
+            if _recv_exact(sock, 2)[1] != 0:
+                raise TorNetworkError(f"tor's SOCKS port refused the credentials of {username!r}")
+        elif method != 0x00:
+            raise TorNetworkError(f"tor's SOCKS port offers no usable authentication (method {method})")
+        name = host.encode("idna")
+        sock.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))
+        _, reply, _, address_type = _recv_exact(sock, 4)
+        if reply != 0:
+            reason = SOCKS_REPLIES.get(reply, f"reply {reply}")
+            raise TorNetworkError(f"tor could not connect to {host}:{port}: {reason}")
+        bound = {1: 4, 4: 16}.get(address_type) or _recv_exact(sock, 1)[0]
+        _recv_exact(sock, bound + 2)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise TorNetworkError("tor's SOCKS port closed the connection mid-handshake")
+        data += chunk
+    return data
+
+
+def wait_connectable(
+    url: str, socks_port: int, timeout: float = 30.0, username: str = "dnm-tornet-wait"
+) -> float:
+    """Open (and close) a TCP stream to `url` through tor until one succeeds; return the seconds taken.
+
+    Tor answers a SOCKS CONNECT to an onion only once the service has connected to its target, so
+    this proves the service reachable without an HTTP request (which a hostile market would count).
+    """
+    parts = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = parts.partition(":")
+    began = time.monotonic()
+    while True:
+        try:
+            socks_connect(
+                host, int(port or 80), socks_port, username=username, timeout=max(10.0, timeout)
+            ).close()
+            return time.monotonic() - began
+        except (OSError, TorNetworkError) as exc:
+            last = str(exc)
+        if time.monotonic() - began > timeout:
+            raise TorNetworkError(f"{url} not reachable through tor within {timeout:.0f} s: {last}")
+        time.sleep(0.25)
+
+
 @dataclass(frozen=True)
 class TorNetworkState:
     """A running network as seen from its state file: how to reach it and which processes it owns."""
@@ -736,6 +1004,9 @@ class TorNetworkState:
     onions: dict[str, str] = field(default_factory=dict)
     started_at: str | None = None
     start_seconds: float | None = None
+    # Written by `up` in hostile mode: market -> mirror URLs (index 0 the primary), market -> clone URL.
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    phishing: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TorNetworkState:
@@ -753,6 +1024,8 @@ class TorNetworkState:
             onions=dict(data.get("onions") or {}),
             started_at=data.get("started_at"),
             start_seconds=data.get("start_seconds"),
+            mirrors={k: list(v) for k, v in (data.get("mirrors") or {}).items()},
+            phishing=dict(data.get("phishing") or {}),
         )
 
     def socks_proxy(self, username: str | None = None) -> str:
@@ -780,14 +1053,29 @@ def load_state(path: Path) -> TorNetworkState:
 
 @dataclass
 class DemoOnions:
-    """Demo markets served on loopback and published as onion services; stop() withdraws them."""
+    """Demo markets served on loopback and published as onion services; stop() withdraws them.
+
+    `urls` maps each market to its primary address (the one in the profiles). In hostile mode
+    `mirrors` lists every mirror's address (index 0 the primary) and `phishing` the clone's.
+    """
 
     network: PrivateTorNetwork
     urls: dict[str, str]
     servers: list[DemoServer]
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    phishing: dict[str, str] = field(default_factory=dict)
+
+    def all_urls(self) -> list[str]:
+        """Every published address, each once."""
+        found = [
+            *self.urls.values(),
+            *(u for urls in self.mirrors.values() for u in urls),
+            *self.phishing.values(),
+        ]
+        return list(dict.fromkeys(found))
 
     def stop(self) -> None:
-        for url in self.urls.values():
+        for url in self.all_urls():
             # A network already stopped has withdrawn its services anyway.
             with contextlib.suppress(stem.ControllerError, TorNetworkError):
                 self.network.remove_onion_service(url)
@@ -812,33 +1100,114 @@ def serve_demo_over_tor(
     key_seed: int = 1,
     wait: bool = True,
     scale: str = "small",
+    hostile: bool = False,
+    hostile_set: Mapping[str, Any] | None = None,
 ) -> DemoOnions:
     """Serve each demo market on 127.0.0.1:0 and publish it at its deterministic onion address.
 
     The address of a market is `onion_key_for(market, key_seed).address`, the same in every run.
-    With `wait`, returns only once each page loads through the client tor.
+    With `hostile`, each market runs its skin's hostile preset (`hostile_set` overrides keys) and
+    every port is published with circuit ids exported to the server: the mirrors at
+    `onion_key_for(market)` and `onion_key_for(f"{market}-mirror{i}")`, the phishing clone at
+    `onion_key_for(f"{market}-phishing")`; `/mirrors` then lists those onion URLs. With `wait`,
+    returns only once each page loads through the client tor (hostile: once each mirror up at the
+    start and the clone accept a connection, so the wait spends none of the markets' requests).
     """
-    from demo.server import DemoServer  # the transport does not need the demo otherwise
     from demo.world import MARKETS
 
     chosen = list(markets if markets is not None else MARKETS)
     onions = DemoOnions(network, {}, [])
     try:
-        servers = {market: DemoServer(market, day, seed=seed, scale=scale).start() for market in chosen}
-        onions.servers.extend(servers.values())
-        # Publishing takes ~2 s per service, nearly all of it waiting on tor: do them together.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
-            urls = pool.map(
-                lambda m: network.add_onion_service(servers[m].port, onion_key_for(m, key_seed), name=m),
-                chosen,
-            )
-            onions.urls.update(zip(chosen, urls, strict=True))
-            if wait:
-                list(pool.map(network.wait_reachable, onions.urls.values()))
+        if hostile:
+            _serve_hostile(network, chosen, onions, day, seed, key_seed, wait, scale, dict(hostile_set or {}))
+        else:
+            _serve_friendly(network, chosen, onions, day, seed, key_seed, wait, scale)
     except BaseException:
         onions.stop()
         raise
     return onions
+
+
+def _serve_friendly(
+    network: PrivateTorNetwork,
+    chosen: list[str],
+    onions: DemoOnions,
+    day: int,
+    seed: int,
+    key_seed: int,
+    wait: bool,
+    scale: str,
+) -> None:
+    from demo.server import DemoServer  # the transport does not need the demo otherwise
+
+    servers = {market: DemoServer(market, day, seed=seed, scale=scale).start() for market in chosen}
+    onions.servers.extend(servers.values())
+    # Publishing takes ~2 s per service, nearly all of it waiting on tor: do them together.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+        urls = pool.map(
+            lambda m: network.add_onion_service(servers[m].port, onion_key_for(m, key_seed), name=m), chosen
+        )
+        onions.urls.update(zip(chosen, urls, strict=True))
+        for market, url in onions.urls.items():
+            servers[market].set_public_urls({"mirror0": url})  # what the signed /mirrors list names
+        if wait:
+            list(pool.map(network.wait_reachable, onions.urls.values()))
+
+
+def onion_label(market: str, port_key: str) -> str:
+    """The onion-key label of a market's port: the market for "mirror0", else "<market>-<port key>"."""
+    return market if port_key == "mirror0" else f"{market}-{port_key}"
+
+
+def _serve_hostile(
+    network: PrivateTorNetwork,
+    chosen: list[str],
+    onions: DemoOnions,
+    day: int,
+    seed: int,
+    key_seed: int,
+    wait: bool,
+    scale: str,
+    hostile_set: dict[str, Any],
+) -> None:
+    from demo.server import DemoServer
+    from demo.skins import hostility_for
+
+    hostilities = {market: hostility_for(market).with_overrides(**hostile_set) for market in chosen}
+    servers = {}
+    for market in chosen:
+        server = DemoServer(
+            market, day, seed=seed, scale=scale, hostility=hostilities[market], proxy_protocol=True
+        )
+        onions.servers.append(server)
+        servers[market] = server.start()
+    services = [
+        OnionService(port, onion_key_for(onion_label(market, key), key_seed), name=onion_label(market, key))
+        for market, server in servers.items()
+        for key, port in server.ports.items()
+    ]
+    # One SETCONF and one wait for every port of every market.
+    urls = dict(zip((s.name for s in services), network.add_exported_onion_services(services), strict=True))
+    expected_up: list[str] = []
+    for market, server in servers.items():
+        public = {key: urls[onion_label(market, key)] for key in server.ports}
+        server.set_public_urls(public)
+        mirror_keys = sorted((k for k in public if k.startswith("mirror")), key=lambda k: int(k[6:]))
+        onions.urls[market] = public["mirror0"]
+        onions.mirrors[market] = [public[k] for k in mirror_keys]
+        if "phishing" in public:
+            onions.phishing[market] = public["phishing"]
+            expected_up.append(public["phishing"])
+        expected_up += [public[k] for k in mirror_keys if not _down_at_start(hostilities[market], int(k[6:]))]
+    if wait and expected_up:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(expected_up)) as pool:
+            list(pool.map(lambda url: wait_connectable(url, network.client_socks_port), expected_up))
+
+
+def _down_at_start(hostility: Hostility, mirror: int) -> bool:
+    """True if the mirror's down window covers the market's first request (numbered 1)."""
+    window = hostility.mirror_down.get(mirror)
+    return window is not None and window[0] <= 1 and (window[1] == -1 or window[1] > 1)
 
 
 # --- up / down / status: the network in a background process ------------------------------------
@@ -852,12 +1221,16 @@ def up(
     day: int = 1,
     seed: int = 1,
     timeout: float = 120.0,
+    hostile: bool = False,
+    hostile_set: Mapping[str, Any] | None = None,
 ) -> TorNetworkState:
     """Start the network and the demo markets as onions in a background process; return its state.
 
-    The background process writes `state_file` once every onion answers, and keeps running until
-    `down(state_file)`. Its output goes to `workdir/tornet.log`. Raises TorNetworkError if a network
-    from this state file is still running, or if the start fails (with the log tail).
+    `hostile` and `hostile_set` are those of `serve_demo_over_tor`; the state then also lists every
+    market's mirrors and phishing clone. The background process writes `state_file` once every onion
+    answers, and keeps running until `down(state_file)`. Its output goes to `workdir/tornet.log`.
+    Raises TorNetworkError if a network from this state file is still running, or if the start fails
+    (with the log tail).
     """
     state_file, workdir = Path(state_file).resolve(), Path(workdir).resolve()
     find_tor_gencert(find_tor())  # fail here, with the install hint, rather than in the background
@@ -876,6 +1249,10 @@ def up(
     ]  # fmt: skip
     if markets is not None:
         argv += ["--markets", ",".join(markets)]
+    if hostile:
+        argv.append("--hostile")
+    for key, value in (hostile_set or {}).items():
+        argv += ["--hostile-set", f"{key}={_yaml_value(value)}"]
     # The background process must import this package even when it is not installed.
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -957,6 +1334,8 @@ def status(state_file: Path, *, probe: bool = False) -> dict[str, Any]:
         "dirauthority_lines": state.dirauthority_lines,
         "started_at": state.started_at,
         "start_seconds": state.start_seconds,
+        "mirrors": state.mirrors,
+        "phishing": state.phishing,
     }
     if probe:
         report["reachable"] = {}
@@ -977,7 +1356,14 @@ def _serve_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markets", help="comma-separated (default: every demo market)")
     parser.add_argument("--day", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--hostile", action="store_true", help="each market's hostile preset, circuit ids exported"
+    )
+    parser.add_argument(
+        "--hostile-set", action="append", default=[], metavar="KEY=YAML", help="override one hostility key"
+    )
     args = parser.parse_args(argv)
+    hostile_set = dict(_parse_hostile_set(pair) for pair in args.hostile_set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("stem").setLevel(logging.WARNING)  # stem logs every control message at debug
     stopping = threading.Event()
@@ -985,14 +1371,54 @@ def _serve_main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     markets = args.markets.split(",") if args.markets else None
     network = PrivateTorNetwork(args.workdir / "tor")
-    with network, serve_demo_over_tor(network, markets, day=args.day, seed=args.seed) as demo:
-        network.save_state(args.state_file)
+    with (
+        network,
+        serve_demo_over_tor(
+            network, markets, day=args.day, seed=args.seed, hostile=args.hostile, hostile_set=hostile_set
+        ) as demo,
+    ):
+        network.save_state(args.state_file, {"mirrors": demo.mirrors, "phishing": demo.phishing})
         for market, url in demo.urls.items():
             log.info("%s day %d: %s", market, args.day, url)
+        for market, urls in demo.mirrors.items():
+            log.info("%s mirrors: %s; phishing clone: %s", market, " ".join(urls), demo.phishing.get(market))
         log.info("up in %.1f s; state in %s", network.start_seconds or 0.0, args.state_file)
         stopping.wait()
     log.info("stopped")
     return 0
+
+
+def _yaml_value(value: Any) -> str:
+    """A hostility value as one line of YAML (tuples as lists), for `--hostile-set` (as `dnm` takes it)."""
+    import yaml
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return (
+        yaml.safe_dump(plain(value), default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    )
+
+
+def _parse_hostile_set(pair: str) -> tuple[str, Any]:
+    """ "key=<YAML>" as a Hostility override (lists become tuples, as the frozen config wants)."""
+    import yaml
+
+    def frozen(v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(frozen(x) for x in v)
+        if isinstance(v, dict):
+            return {k: frozen(x) for k, x in v.items()}
+        return v
+
+    key, sep, text = pair.partition("=")
+    if not sep or not key.strip():
+        raise SystemExit(f"--hostile-set wants KEY=VALUE, got {pair!r}")
+    return key.strip(), frozen(yaml.safe_load(text))
 
 
 # --- process helpers ----------------------------------------------------------------------------

@@ -3,9 +3,11 @@ onion addresses, isolates circuits by SOCKS username, lets another tor join, and
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,11 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import stem.process
+from parsel import Selector
 from stem import StreamStatus
 from stem.control import Controller, EventType
 from stem.response.events import StreamEvent
 
+from demo.mirrors import market_key, phisher_key
 from demo.server import DemoServer
+from demo.world import MARKETS
+from dnm.pgpsig import verify_cleartext
 from tests.tor.support import FIGURES, require_tor
 from transport import tornet
 from transport.errors import TorNotInstalled
@@ -30,6 +36,8 @@ from transport.tornet import (
     free_ports,
     load_state,
     pid_alive,
+    serve_demo_over_tor,
+    socks_connect,
     socks_proxy_url,
     status,
     up,
@@ -254,3 +262,218 @@ def test_missing_tor_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.
         PrivateTorNetwork(tmp_path / "net")
     with pytest.raises(TorNotInstalled):
         up(tmp_path / "state.json", tmp_path / "work")
+
+
+# --- onion services with exported circuit ids (HiddenServiceExportCircuitID haproxy) -------------
+
+PROXY_LINE = re.compile(rb"PROXY TCP6 (fc00:dead:beef:4dad::[0-9a-f]+:[0-9a-f]+) ::1 (\d+) 80\r\n")
+
+
+class FirstLineServer:
+    """A raw TCP server on loopback recording the first line of every connection (the PROXY header)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\n" not in data and len(data) < 200:
+                        chunk = conn.recv(200)
+                        if not chunk:
+                            break
+                        data += chunk
+                self.lines.put(data.split(b"\n", 1)[0] + b"\n")
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"ok\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def exchange(address: str, socks_port: int, username: str, timeout: float = 30.0) -> bytes:
+    """Connect through tor as `username`, send a line, return the answer."""
+    with socks_connect(address, 80, socks_port, username=username, timeout=timeout) as sock:
+        sock.sendall(b"hello\n")
+        return sock.recv(16)
+
+
+def test_exported_circuit_ids_reach_the_server_and_differ_per_socks_username(
+    tor_network: PrivateTorNetwork,
+) -> None:
+    server = FirstLineServer()
+    key = onion_key_for("export-circuit-id")
+    try:
+        began = time.monotonic()
+        url = tor_network.add_onion_service(server.port, key, name="exported", export_circuit_id=True)
+        FIGURES["onion service with exported circuit ids: SETCONF + upload"] = (
+            f"{time.monotonic() - began:.1f} s"
+        )
+        assert url == key.url and tor_network.onions["exported"] == url
+        circuits = {}
+        for label, username in (("alice", "alice"), ("bob", "bob"), ("alice again", "alice")):
+            assert exchange(key.address, tor_network.client_socks_port, username) == b"ok\n"
+            line = server.lines.get(timeout=10)
+            match = PROXY_LINE.fullmatch(line)
+            assert match, line
+            circuits[label] = match.group(1)
+        assert circuits["alice"] == circuits["alice again"] != circuits["bob"]
+        with controller(tor_network.service_control_port) as ctl:
+            configured = ctl.get_hidden_service_conf()
+        (options,) = [v for k, v in configured.items() if k.endswith(key.service_id)]
+        assert options["HiddenServiceExportCircuitID"] == "haproxy"
+    finally:
+        with contextlib.suppress(TorNetworkError):
+            tor_network.remove_onion_service(key.url)
+        server.close()
+    assert "exported" not in tor_network.onions
+
+
+def test_exported_services_are_configured_together_and_removed_one_by_one(
+    tor_network: PrivateTorNetwork,
+) -> None:
+    server = FirstLineServer()
+    first, second = onion_key_for("export-first"), onion_key_for("export-second")
+    try:
+        tor_network.add_onion_service(server.port, first, export_circuit_id=True)
+        # A second SETCONF must carry the first service along, or tor would drop it.
+        tor_network.add_onion_service(server.port, second, export_circuit_id=True)
+        for key in (first, second):
+            assert (
+                exchange(key.address, tor_network.client_socks_port, f"both-{key.service_id[:8]}") == b"ok\n"
+            )
+            assert PROXY_LINE.fullmatch(server.lines.get(timeout=10))
+        with pytest.raises(TorNetworkError, match="already published"):
+            tor_network.add_onion_service(server.port, first, export_circuit_id=True)
+        tor_network.remove_onion_service(first.url)
+        with controller(tor_network.service_control_port) as ctl:
+            dirs = list(ctl.get_hidden_service_conf())
+        assert [Path(d).name for d in dirs] == [second.service_id]
+        assert exchange(second.address, tor_network.client_socks_port, "after-removal") == b"ok\n"
+        assert PROXY_LINE.fullmatch(server.lines.get(timeout=10))
+        # Tor refuses the stream once the client learns the service is gone, or keeps trying its old
+        # introduction points until the timeout: either way nothing reaches the server.
+        with pytest.raises((TorNetworkError, TimeoutError)):
+            exchange(first.address, tor_network.client_socks_port, "removed", timeout=15)
+        assert server.lines.empty()
+    finally:
+        for key in (first, second):
+            with contextlib.suppress(TorNetworkError, ValueError):
+                tor_network.remove_onion_service(key.url)
+        server.close()
+    with controller(tor_network.service_control_port) as ctl:
+        assert ctl.get_hidden_service_conf() == {}
+
+
+# Gates and faults off, a small circuit budget, three mirrors of which the last is down from the start,
+# and the phishing clone: what is tested here is the Tor side of the hostile demo.
+OPEN_HOSTILE = {
+    "wait_seconds": 0.0,
+    "queue_seconds": 0.0,
+    "gate_captcha": None,
+    "login_required": False,
+    "fault_rate": 0.0,
+    "maintenance_at": (),
+    "circuit_budget": 3,
+    "circuit_window": 600.0,
+    "mirrors": 3,
+    "mirror_down": {2: (1, -1)},
+    "phishing": True,
+}
+
+
+def signed_urls(page: str, key_armored: str) -> list[str]:
+    """The URLs of the signed mirror list on a /mirrors page, after checking its signature."""
+    signed = Selector(page).css("pre.pgp-signed::text").get()
+    assert signed is not None, page[:500]
+    return [line for line in verify_cleartext(signed, key_armored).lines if line.startswith("http")]
+
+
+def test_hostile_demo_publishes_every_mirror_and_the_clone_with_circuit_ids(
+    tor_network: PrivateTorNetwork, demo_onions: dict[str, str]
+) -> None:
+    # The friendly demo onions are up on the same tor, and one key cannot be served twice: the hostile
+    # markets take the addresses of key_seed 2.
+    with pytest.raises(TorNetworkError, match="already published"):
+        tor_network.add_onion_service(1, onion_key_for("hollowmere"), export_circuit_id=True)
+    began = time.monotonic()
+    with serve_demo_over_tor(
+        tor_network, MARKETS, day=1, key_seed=2, hostile=True, hostile_set=OPEN_HOSTILE
+    ) as onions:
+        FIGURES["hostile demo: 2 markets x (3 mirrors + clone) published"] = (
+            f"{time.monotonic() - began:.1f} s"
+        )
+        socks = tor_network.client_socks_port
+        for market in MARKETS:
+            labels = [market, f"{market}-mirror1", f"{market}-mirror2"]
+            assert onions.mirrors[market] == [onion_key_for(label, 2).url for label in labels]
+            assert onions.urls[market] == onion_key_for(market, 2).url
+            assert onions.phishing[market] == onion_key_for(f"{market}-phishing", 2).url
+            genuine = fetch(onions.mirrors[market][1] + "/mirrors", socks, "mirrors").text
+            assert signed_urls(genuine, market_key(1, market).armored) == onions.mirrors[market]
+            clone = fetch(onions.phishing[market] + "/mirrors", socks, "clone").text
+            listed = signed_urls(clone, phisher_key(1, market).armored)
+            assert listed == [onions.phishing[market], *onions.mirrors[market]]
+            # Mirror 2 is published (the wait skipped it) but drops every request.
+            with pytest.raises(requests.ConnectionError):
+                fetch(onions.mirrors[market][2] + "/pgp", socks, "down")
+        # The circuit id reaches the server: one SOCKS identity (one circuit) is killed after its budget,
+        # although every fetch is a new TCP connection; another identity is not.
+        url = onions.urls["hollowmere"] + "/pgp"
+        answers = [fetch(url, socks, "budget-a") for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 403]
+        assert "killed your path" in answers[-1].text
+        assert fetch(url, socks, "budget-b").status_code == 200
+    with controller(tor_network.service_control_port) as ctl:
+        assert ctl.get_hidden_service_conf() == {}
+
+
+def test_friendly_demo_signs_its_onion_address(
+    tor_network: PrivateTorNetwork, demo_onions: dict[str, str]
+) -> None:
+    for market, url in demo_onions.items():
+        page = fetch(url + "/mirrors", tor_network.client_socks_port, "friendly-mirrors").text
+        assert signed_urls(page, market_key(1, market).armored) == [url]
+
+
+def test_hostile_set_survives_the_trip_to_the_background_process() -> None:
+    for key, value in OPEN_HOSTILE.items():
+        assert tornet._parse_hostile_set(f"{key}={tornet._yaml_value(value)}") == (key, value)
+
+
+@pytest.mark.slow
+def test_up_hostile_records_mirrors_and_clone(tmp_path: Path) -> None:
+    require_tor()
+    state_file = tmp_path / "tornet.json"
+    settings = {**OPEN_HOSTILE, "mirrors": 2, "mirror_down": {1: (1, -1)}}
+    state = up(state_file, tmp_path / "work", markets=["copperline"], hostile=True, hostile_set=settings)
+    try:
+        mirrors = [onion_key_for("copperline").url, onion_key_for("copperline-mirror1").url]
+        phishing = onion_key_for("copperline-phishing").url
+        assert state.mirrors == {"copperline": mirrors} and state.phishing == {"copperline": phishing}
+        assert state.onions == {
+            "copperline": mirrors[0],
+            "copperline-mirror1": mirrors[1],
+            "copperline-phishing": phishing,
+        }
+        report = status(state_file)
+        assert (
+            report["running"] and report["mirrors"] == state.mirrors and report["phishing"] == state.phishing
+        )
+        page = fetch(mirrors[0] + "/mirrors", state.socks_port, "up-hostile").text
+        assert signed_urls(page, market_key(1, "copperline").armored) == mirrors
+        with pytest.raises(requests.ConnectionError):  # mirror_down reached the background process
+            fetch(mirrors[1] + "/mirrors", state.socks_port, "up-hostile")
+    finally:
+        down(state_file)
