@@ -118,7 +118,10 @@ class AccountPool:
     def get(self, label: str | None) -> Account | None:
         return next((a for a in self.accounts if a.label == label), None)
 
-    def retire(self, account: Account, reason: str) -> None:
-        if account.label not in self.retired:
-            self.retired[account.label] = reason
-            logger.warning("account %s retired for this crawl: %s", account.label, reason)
+    def retire(self, account: Account, reason: str) -> bool:
+        """Stop using an account for this crawl; True if it was still in use."""
+        if account.label in self.retired:
+            return False
+        self.retired[account.label] = reason
+        logger.warning("account %s retired for this crawl: %s", account.label, reason)
+        return True

@@ -44,7 +44,7 @@ DNM_MAINTENANCE_RETRIES = 8  # back-offs per request while the market is in main
 DNM_MAINTENANCE_BACKOFF = 2.0  # first back-off in seconds, doubled each time
 # Accounts (dnm.accounts): secrets outside the repository; cookies kept per account and mirror.
 DNM_ACCOUNTS_FILE: str | None = None  # else $DNM_ACCOUNTS_FILE, else ~/.config/dnm-archive/accounts.toml
-DNM_SESSION_DIR = "var/sessions"  # saved cookie jars (mode 0600), one file per market account
+DNM_SESSION_DIR: str | None = None  # saved cookie jars (0600), else $DNM_SESSION_DIR, else var/sessions
 # Mirrors (dnm.mirrors): a run of this many network failures marks a mirror down.
 DNM_MIRROR_FAILURES = 5
 
@@ -91,6 +91,9 @@ DOWNLOADER_MIDDLEWARES = {
     "transport.middleware.TorTransportMiddleware": 560,
     "dnm.middlewares.guard.TransportGuardMiddleware": 580,
     "dnm.middlewares.barriers.BarrierMiddleware": 585,
+    # Cookies per account, kept between crawls (replaces Scrapy's own at the same place).
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "dnm.middlewares.sessions.PersistentCookiesMiddleware": 700,
 }
 DUPEFILTER_CLASS = "dnm.dupefilter.RedirectAwareDupeFilter"
 EXTENSIONS = {"dnm.coverage.CoverageExtension": 500}

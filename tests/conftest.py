@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,23 +32,33 @@ class DnmResult:
 
 
 def run_dnm(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> DnmResult:
-    """Run the `dnm` command in a fresh process (Scrapy's reactor cannot restart in this one)."""
+    """Run the `dnm` command in a fresh process (Scrapy's reactor cannot restart in this one).
+
+    Session cookies go to a fresh directory unless `env` names one: test crawls never share them.
+    """
+    sessions = {"DNM_SESSION_DIR": tempfile.mkdtemp(prefix="dnm-sessions-")}
     completed = subprocess.run(
         [sys.executable, "-m", "dnm.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **sessions, **(env or {})},
         cwd=Path(__file__).resolve().parent.parent,
     )
     return DnmResult(completed.returncode, completed.stdout, completed.stderr)
 
 
-def crawl_demo(database_url: str, market: str, mirror: str, *extra: str) -> DnmResult:
-    """Crawl a demo market served at `mirror` over plain HTTP on loopback."""
+def crawl_demo(
+    database_url: str, market: str, mirror: str, *extra: str, sessions: str | None = None
+) -> DnmResult:
+    """Crawl a demo market served at `mirror` over plain HTTP on loopback.
+
+    Session cookies go to `sessions`, by default a fresh directory: crawls in tests never share them.
+    """
+    env = {"DNM_SESSION_DIR": sessions} if sessions else None
     return run_dnm(
         "crawl", market, "--mirror", mirror, "--transport", "direct", "--allow-host", "127.0.0.1",
-        "--database", database_url, "--no-progress", *extra,
+        "--database", database_url, "--no-progress", *extra, env=env,
     )  # fmt: skip
 
 

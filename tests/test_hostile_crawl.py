@@ -220,3 +220,30 @@ def test_unsolved_captcha_fails_clearly(tmp_path: Path) -> None:
         result = hostile_crawl(url, server, write_accounts(tmp_path), extra=("--captcha-solver", "none"))
     assert result.returncode == 1
     assert "DNM_CAPTCHA_SOLVER is 'none'" in result.stderr
+
+
+def test_sessions_are_kept_between_crawls_privately(tmp_path: Path) -> None:
+    """The second nightly crawl resumes the first one's session: no queue, no CAPTCHA, no login."""
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    sessions = tmp_path / "sessions"
+    hostility = Hostility(queue_seconds=1, gate_captcha="image", login_required=True)
+    accounts = write_accounts(tmp_path)
+    with DemoServer("copperline", 1, hostility=hostility) as server:
+        first, second = (
+            crawl_demo(url, "copperline", server.url, "--accounts", str(accounts), "--captcha-solver", "demo",
+                       sessions=str(sessions))
+            for _ in range(2)
+        )  # fmt: skip
+        assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+    crawls = [latest_crawl(open_engine(url), "copperline")]
+    stats = crawls[0].stats or {}
+    assert stats["dnm/sessions/loaded"] > 0
+    assert not any(key.startswith(("dnm/barriers/queue", "dnm/barriers/captcha")) for key in stats)
+    # Only the banned account, met once more, shows a login form: the working ones are still logged in.
+    assert "dnm/login/succeeded" not in stats
+    files = list((sessions / "copperline").glob("*.json"))
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert (sessions / "copperline").stat().st_mode & 0o777 == 0o700
+    saved = "".join(f.read_text() for f in files)
+    assert "sid" in saved and not any(a.password in saved for a in demo_accounts(1, "copperline"))
+    assert not any(a.password in first.stderr + second.stderr for a in demo_accounts(1, "copperline"))

@@ -420,6 +420,12 @@ class BarrierMiddleware:
                 "login",
                 f"the market asks for a login and no account is configured for {self.market} (docs/accounts)",
             )
+        pool = self.crawler.spider.accounts  # type: ignore[union-attr]
+        if account.label in pool.retired:
+            # Sent before its account was refused: fetch it again as an account that still works
+            # (which may well be logged in already).
+            self.switch_account(request)
+            return await self.fetch(request, self.target_of(request))
         form = read_login_form(rule, response) if isinstance(response, TextResponse) else None
         if form is None:
             # A logged-out view of a content page: go to the login form itself.
@@ -448,11 +454,11 @@ class BarrierMiddleware:
             self.inc("dnm/login/refused")
             failures = request.meta["dnm_login_failures"] = request.meta.get("dnm_login_failures", 0) + 1
             if (rule.banned is not None and rule.banned.search(message)) or failures >= self.login_attempts:
-                self.crawler.spider.accounts.retire(account, message or "login refused")  # type: ignore[union-attr]
-                self.inc("dnm/login/accounts_retired")
+                if pool.retire(account, message or "login refused"):
+                    self.inc("dnm/login/accounts_retired")
                 request.meta["dnm_login_failures"] = 0
                 self.switch_account(request)
-                return await self.fetch(request, urljoin(response.url, rule.url))
+                return await self.fetch(request, self.target_of(request))
             logger.info("login of %s refused (%s); trying again", account.label, message or "no message")
         elif after.status < 400:
             self.inc("dnm/login/succeeded")
