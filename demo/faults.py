@@ -1,9 +1,8 @@
-"""Fault injection, applied as request hooks: for now, listing pages served malformed.
+"""Permanent faults: listing pages served malformed, the same on every fetch.
 
-Later hostile behaviours (captchas, queues, session expiry, mirrors) belong here too, each as a
-before/after-request hook installed by `install`, so the skins never know about them. Which
-pages fail is a pure function of (seed, market, day, listing id, rate): the truth marks exactly
-those listings `"malformed": true`.
+Transient and hostile behaviours (gates, CAPTCHAs, sessions, faults that a retry gets past) live in
+`demo/hostile/`. Which pages are malformed is a pure function of (seed, market, day, listing id,
+rate): the truth marks exactly those listings `"malformed": true`.
 """
 
 from __future__ import annotations

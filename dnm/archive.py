@@ -148,11 +148,15 @@ class ArchiveWriter:
             )
         )
 
-    def finish(self, status: str, reason: str | None, stats: dict[str, Any]) -> None:
-        """Close the crawl row with its final status and stats."""
+    def finish(
+        self, status: str, reason: str | None, stats: dict[str, Any], mirror: str | None = None
+    ) -> None:
+        """Close the crawl row with its final status and stats (and the mirror it ended up using)."""
         with self.sessions.begin() as session:
             crawl = session.get(Crawl, self.crawl_id)
             assert crawl is not None
+            if mirror:
+                crawl.mirror = mirror
             crawl.finished_at = datetime.now(UTC)
             crawl.status = status
             crawl.status_reason = reason

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             command.add_argument("--workdir", type=Path, default=TORNET_STATE.parent, help="keys, data, logs")
             command.add_argument("--day", type=int, default=1, help="demo day the markets show")
+            _add_hostile_options(command)
 
     demo = commands.add_parser("demo", help="the demo marketplace: serve it, dump its ground truth, crawl it")
     demo_commands = demo.add_subparsers(title="demo commands", metavar="COMMAND")
@@ -110,19 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=8401, help="port of the first market; the next ones follow"
     )
-    serve.add_argument(
-        "--hostile",
-        action="store_true",
-        help="turn on each market's hostile preset: gates, captchas, logins, faults (docs/hostile-demo.md)",
-    )
-    serve.add_argument(
-        "--hostile-set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set one hostility key, the value read as YAML (e.g. queue_seconds=2, maintenance_at=[150], "
-        "'mirror_down={0: [200, -1]}'); repeatable; without --hostile, on top of the friendly market",
-    )
+    _add_hostile_options(serve)
     serve.set_defaults(handler=cmd_demo_serve)
     accounts = demo_commands.add_parser(
         "accounts", help="print the demo markets' accounts as a crawler secrets file (TOML)"
@@ -146,9 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--day", type=int, default=1)
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--scale", default="small")
+    _add_hostile_options(run)
     _add_crawl_options(run)
     run.set_defaults(handler=cmd_demo_run)
     return parser
+
+
+def _add_hostile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="turn on each market's hostile preset: gates, captchas, logins, faults (docs/hostile-demo.md)",
+    )
+    parser.add_argument(
+        "--hostile-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set one hostility key, the value read as YAML (e.g. queue_seconds=2, maintenance_at=[150], "
+        "'mirror_down={0: [200, -1]}'); repeatable; without --hostile, on top of the friendly market",
+    )
 
 
 def _add_crawl_options(parser: argparse.ArgumentParser) -> None:
@@ -403,13 +409,19 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.no_progress
     console = Console()
     tor_config: dict[str, Any] = {}
+    args.market = None
+    hostility = _demo_hostility(args) if args.hostile or args.hostile_set else {}
     with ExitStack() as stack:
+        if hostility:
+            _demo_credentials(stack, args)
         if args.transport == "direct":
             from demo.server import DemoServer
 
             mirrors = {
                 market: stack.enter_context(
-                    DemoServer(market, args.day, seed=args.seed, scale=args.scale)
+                    DemoServer(
+                        market, args.day, seed=args.seed, scale=args.scale, hostility=hostility.get(market)
+                    )
                 ).url
                 for market in MARKETS
             }
@@ -435,6 +447,24 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     return status
 
 
+def _demo_credentials(stack: ExitStack, args: argparse.Namespace) -> None:
+    """For a hostile demo run: the demo accounts in a private temporary secrets file, and the demo solver."""
+    import os
+    import tempfile
+
+    from demo.hostile.accounts import secrets_toml
+    from demo.world import MARKETS
+
+    if not args.accounts:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dnm-demo-accounts-")))
+        path = folder / "accounts.toml"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(secrets_toml(args.seed, MARKETS))
+        args.accounts = str(path)
+    args.captcha_solver = args.captcha_solver or "demo"
+
+
 def _demo_onions(
     stack: ExitStack, args: argparse.Namespace, console: Console
 ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -451,7 +481,12 @@ def _demo_onions(
     console.print("starting a private Tor network on loopback (4 authorities, an onion-service tor)...")
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dnm-tornet-")))
     network = stack.enter_context(PrivateTorNetwork(workdir))  # starts it; stops it on exit
-    onions = stack.enter_context(serve_demo_over_tor(network, day=args.day, seed=args.seed, scale=args.scale))
+    onions = stack.enter_context(
+        serve_demo_over_tor(
+            network, day=args.day, seed=args.seed, scale=args.scale,
+            hostile=args.hostile, hostile_set=parse_hostile_sets(args.hostile_set),
+        )
+    )  # fmt: skip
     console.print(f"private Tor network and demo onions ready in {time.monotonic() - began:.1f} s")
     return dict(onions.urls), network_options(network.dirauthority_lines())
 
@@ -459,7 +494,13 @@ def _demo_onions(
 def cmd_tornet_up(args: argparse.Namespace) -> int:
     from transport.tornet import up
 
-    state = up(args.state, args.workdir, day=args.day)
+    state = up(
+        args.state,
+        args.workdir,
+        day=args.day,
+        hostile=args.hostile,
+        hostile_set=parse_hostile_sets(args.hostile_set),
+    )
     console = Console()
     console.print(f"private Tor network up in {state.start_seconds or 0:.1f} s (state: {args.state})")
     console.print(f"client tor: socks 127.0.0.1:{state.socks_port}, control 127.0.0.1:{state.control_port}")

@@ -126,7 +126,9 @@ class SnapshotPipeline:
         )
         stats.set_value("dnm/records/duplicate", self.writer.duplicates)
         stats.set_value("dnm/crawl_status", status)
-        self.writer.finish(status, why, dict(stats.get_stats()))
+        # The mirror recorded is the one crawled: not a refused clone offered first, not a dead primary.
+        used = mirrors.current() if mirrors is not None else None
+        self.writer.finish(status, why, dict(stats.get_stats()), used.url if used else None)
         self.writer.engine.dispose()
 
 

@@ -522,7 +522,7 @@ class PrivateTorNetwork:
             # A mismatch would mean our key expansion differs from tor's: the demo's addresses would lie.
             raise TorNetworkError(f"tor serves {address} for the key of {key.address}")
         url = f"http://{address}" + ("" if virtual_port == 80 else f":{virtual_port}")
-        self.onions[name or address] = url
+        self.onions[self._onion_name(name or address, url)] = url
         return url
 
     def add_exported_onion_services(
@@ -575,7 +575,7 @@ class PrivateTorNetwork:
             )
         urls = []
         for service in services:
-            self.onions[service.name or service.key.address] = service.url
+            self.onions[self._onion_name(service.name or service.key.address, service.url)] = service.url
             urls.append(service.url)
         return urls
 
@@ -605,6 +605,15 @@ class PrivateTorNetwork:
             shutil.rmtree(
                 _started(self.service).datadir / "onions" / service.key.service_id, ignore_errors=True
             )
+
+    def _onion_name(self, name: str, url: str) -> str:
+        """`name`, or `name#2`, `name#3`... when another service already goes by it: a market published
+        twice on one network (friendly and hostile, in tests) keeps both entries."""
+        candidate, n = name, 1
+        while self.onions.get(candidate, url) != url:
+            n += 1
+            candidate = f"{name}#{n}"
+        return candidate
 
     def remove_onion_service(self, url_or_address: str) -> None:
         """Withdraw an onion service added with `add_onion_service` (either kind)."""

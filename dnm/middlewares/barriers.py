@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,6 +130,11 @@ class BarrierMiddleware:
         self.backoff = settings.getfloat("DNM_MAINTENANCE_BACKOFF", 2.0)
         self.gates: dict[tuple[str, str], SessionGate] = {}
         self.solver: Any = None
+        spec = str(settings.get("DNM_CAPTCHA_SOLVER") or "human")
+        if spec.strip().lower() != "none":
+            from dnm.captcha import solver_class
+
+            solver_class(spec)  # a misspelt solver fails the crawl now, not at its first CAPTCHA
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -378,7 +385,10 @@ class BarrierMiddleware:
         rule: ChallengeRule,
         attempt: int,
         extra: dict[str, str] | None = None,
+        refused: Callable[[Response], bool] | None = None,
     ) -> tuple[Response, Request]:
+        """Solve the page's challenge and send its form (with `extra` fields); `refused` tells from the
+        answer page whether the CAPTCHA was wrong, when the form does more than the CAPTCHA (a login)."""
         assert isinstance(response, TextResponse)
         challenge, solution, form = await self.answer(request, response, rule, attempt)
         values = {**(extra or {}), **answer_fields(rule, solution)}
@@ -386,8 +396,10 @@ class BarrierMiddleware:
             request, form.action, cls=FormRequest, formdata=filled(form.fields, values), method=form.method
         )
         after, sent = await self.download(step)
-        # The same challenge form again means the answer was refused (and a new challenge issued).
-        correct = not (isinstance(after, TextResponse) and read_challenge(rule, after) is not None)
+        if refused is not None:
+            correct = not refused(after)
+        else:  # the same challenge form again: the answer was refused (and a new challenge issued)
+            correct = not (isinstance(after, TextResponse) and read_challenge(rule, after) is not None)
         self.inc(f"dnm/captcha/{'solved' if correct else 'refused'}")
         self.load_solver().report(challenge, solution, correct)
         return after, sent
@@ -405,6 +417,15 @@ class BarrierMiddleware:
             raise BarrierUnpassed("login", "every account of this market was refused")
         request.meta["dnm_account"] = account.label
         request.meta["cookiejar"] = CircuitManager.base(self.market, account.label)
+
+    def captcha_refused(self, after: Response) -> bool:
+        """After a login with a CAPTCHA: the form is back and its error is about the CAPTCHA (a wrong
+        password or a banned account says something else, and is no fault of the solver)."""
+        rule = self.profile.login
+        if rule is None or not isinstance(after, TextResponse) or read_login_form(rule, after) is None:
+            return False
+        message = field_text(rule.failed, after) if rule.failed is not None else after.text
+        return bool(re.search(r"(?i)captcha", message))
 
     async def log_in(
         self, request: Request, response: Response, steps: Counter[str]
@@ -430,6 +451,10 @@ class BarrierMiddleware:
         if form is None:
             # A logged-out view of a content page: go to the login form itself.
             return await self.fetch(request, urljoin(response.url, rule.url))
+        if form.method != "POST":
+            raise BarrierUnpassed(
+                "login", f"the login form would send the credentials in its URL ({form.method})"
+            )
         values = {form.username: account.username, form.password: account.password}
         if (
             rule.challenge is not None
@@ -437,7 +462,7 @@ class BarrierMiddleware:
             and read_challenge(rule.challenge, response) is not None
         ):
             after, sent = await self.submit_challenge(
-                request, response, rule.challenge, steps[Kind.LOGIN], values
+                request, response, rule.challenge, steps[Kind.LOGIN], values, refused=self.captcha_refused
             )
         else:
             step = self.internal(

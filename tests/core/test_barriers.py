@@ -27,7 +27,6 @@ from demo.app import create_app
 from demo.hostile import captcha
 from demo.hostile.accounts import demo_accounts
 from demo.hostile.config import Hostility
-from demo.hostile.gates import gate_state
 from demo.hostile.network import nginx_error
 from demo.skins import hostility_for, noise
 from dnm.barriers import (
@@ -46,40 +45,18 @@ from dnm.barriers import (
 )
 from dnm.extraction import classify, extract_links
 from dnm.profile import ChallengeRule, Profile, load_profile
+from tests.hostile_support import NETWORK_OFF, PAGE, Clock, app_with_clock
 
 SEED, DAY = 1, 0
 MARKETS = ("hollowmere", "copperline")
 BASE = "http://market.test"
-PAGE = {"hollowmere": "/category/drugs", "copperline": "/c/100/1"}  # a content page behind every gate
-# Network-level behaviours (faults, rate limit, maintenance, mirrors) are off unless a test turns one on,
-# so that each page below is the one asked for.
-NETWORK_OFF: dict[str, Any] = {
-    "circuit_budget": 0,
-    "maintenance_at": (),
-    "fault_rate": 0.0,
-    "mirrors": 1,
-    "mirror_down": {},
-    "phishing": False,
-}
-
-
-class Clock:
-    """A hand-driven clock for the demo's gate state."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def hostile_app(market: str, **overrides: Any) -> tuple[Flask, Clock]:
     """The market's hostile preset, network faults off, some keys overridden; and its gate clock."""
-    hostility = hostility_for(market).with_overrides(**{**NETWORK_OFF, **overrides})
-    app = create_app(market, DAY, seed=SEED, hostility=hostility)
-    clock = Clock()
-    gate_state(app).clock = clock
-    return app, clock
+    return app_with_clock(
+        market, DAY, SEED, hostility_for(market).with_overrides(**{**NETWORK_OFF, **overrides})
+    )
 
 
 def as_scrapy(answer: TestResponse, path: str) -> Response:

@@ -31,42 +31,17 @@ from demo.server import DemoServer
 from demo.skins import hostility_for, noise
 from demo.world import MARKETS
 from dnm.cli import main, parse_hostile_sets
+from tests.hostile_support import NETWORK_OFF, PAGE, Clock, app_with_clock
 
 SEED, DAY = 1, 0
 TITLES = {"hollowmere": "Hollowmere DDoS protection", "copperline": "Copperline DDoS protection"}
 LOGIN_FORM = {"hollowmere": "form#login", "copperline": "form.signin"}
 LOGIN_URL = {"hollowmere": "/login", "copperline": "/signin"}
-PAGE = {"hollowmere": "/category/drugs", "copperline": "/c/100/1"}  # a content page behind every gate
-# Network-level behaviours belong to network.py and mirrors.py; these tests look at the gates alone.
-NETWORK_OFF: dict[str, Any] = {
-    "circuit_budget": 0,
-    "maintenance_at": (),
-    "fault_rate": 0.0,
-    "mirrors": 1,
-    "mirror_down": {},
-    "phishing": False,
-}
-
-
-class Clock:
-    """A hand-driven clock for the gate state."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def hostile_app(market: str, **keys: Any) -> tuple[Flask, Clock]:
     """A hostile app with only the given gate keys on, and its clock."""
-    app = create_app(market, DAY, seed=SEED, hostility=Hostility(**keys))
-    clock = Clock()
-    gate_state(app).clock = clock
-    return app, clock
+    return app_with_clock(market, DAY, SEED, Hostility(**keys))
 
 
 def page(response: TestResponse) -> Selector:
