@@ -333,29 +333,14 @@ def cmd_demo_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hostile_value(value: Any) -> Any:
-    """A YAML value as a Hostility field wants it: lists become tuples (at any depth), for frozen configs."""
-    if isinstance(value, list):
-        return tuple(_hostile_value(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _hostile_value(v) for k, v in value.items()}
-    return value
-
-
 def parse_hostile_sets(pairs: Sequence[str]) -> dict[str, Any]:
     """`--hostile-set key=value` pairs as keyword overrides, each value parsed with yaml.safe_load."""
-    import yaml
+    from demo.hostile.config import parse_overrides
 
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise CliError(f"--hostile-set wants KEY=VALUE, got {pair!r}", EXIT_USAGE)
-        try:
-            overrides[key.strip()] = _hostile_value(yaml.safe_load(text))
-        except yaml.YAMLError as exc:
-            raise CliError(f"--hostile-set {key}: the value is not valid YAML: {exc}", EXIT_USAGE) from exc
-    return overrides
+    try:
+        return parse_overrides(list(pairs))
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
 
 
 def _demo_hostility(args: argparse.Namespace) -> dict[str, Any]:

@@ -1260,8 +1260,11 @@ def up(
         argv += ["--markets", ",".join(markets)]
     if hostile:
         argv.append("--hostile")
-    for key, value in (hostile_set or {}).items():
-        argv += ["--hostile-set", f"{key}={_yaml_value(value)}"]
+    if hostile_set:
+        from demo.hostile.config import format_override
+
+        for key, value in hostile_set.items():
+            argv += ["--hostile-set", format_override(key, value)]
     # The background process must import this package even when it is not installed.
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -1372,7 +1375,9 @@ def _serve_main(argv: Sequence[str] | None = None) -> int:
         "--hostile-set", action="append", default=[], metavar="KEY=YAML", help="override one hostility key"
     )
     args = parser.parse_args(argv)
-    hostile_set = dict(_parse_hostile_set(pair) for pair in args.hostile_set)
+    from demo.hostile.config import parse_overrides
+
+    hostile_set = parse_overrides(args.hostile_set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("stem").setLevel(logging.WARNING)  # stem logs every control message at debug
     stopping = threading.Event()
@@ -1395,39 +1400,6 @@ def _serve_main(argv: Sequence[str] | None = None) -> int:
         stopping.wait()
     log.info("stopped")
     return 0
-
-
-def _yaml_value(value: Any) -> str:
-    """A hostility value as one line of YAML (tuples as lists), for `--hostile-set` (as `dnm` takes it)."""
-    import yaml
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, tuple | list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return (
-        yaml.safe_dump(plain(value), default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
-    )
-
-
-def _parse_hostile_set(pair: str) -> tuple[str, Any]:
-    """ "key=<YAML>" as a Hostility override (lists become tuples, as the frozen config wants)."""
-    import yaml
-
-    def frozen(v: Any) -> Any:
-        if isinstance(v, list):
-            return tuple(frozen(x) for x in v)
-        if isinstance(v, dict):
-            return {k: frozen(x) for k, x in v.items()}
-        return v
-
-    key, sep, text = pair.partition("=")
-    if not sep or not key.strip():
-        raise SystemExit(f"--hostile-set wants KEY=VALUE, got {pair!r}")
-    return key.strip(), frozen(yaml.safe_load(text))
 
 
 # --- process helpers ----------------------------------------------------------------------------

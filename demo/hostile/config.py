@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 
 @dataclass(frozen=True)
 class Hostility:
@@ -57,3 +59,55 @@ class Hostility:
     def active(self) -> bool:
         """True if any behaviour is on."""
         return self != Hostility()
+
+
+# The network-level hostility both demo skins run in their presets: the issue's "10% fault rate",
+# a circuit budget a crawl exceeds, one maintenance window, three mirrors and a phishing clone.
+NETWORK_PRESET: dict[str, Any] = {
+    "circuit_budget": 80,
+    "circuit_window": 60.0,
+    "maintenance_at": (150,),
+    "maintenance_seconds": 2.0,
+    "fault_rate": 0.1,
+    "fault_timeout": 6.0,
+    "mirrors": 3,
+    "phishing": True,
+}
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, at any depth: a frozen config's values must be hashable."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, at any depth, for YAML."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`key=<YAML>` pairs (as `--hostile-set` takes them) as keyword overrides; ValueError says why not."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--hostile-set wants KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key.strip()] = _frozen(yaml.safe_load(text))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--hostile-set {key}: the value is not valid YAML: {exc}") from exc
+    return overrides
+
+
+def format_override(key: str, value: Any) -> str:
+    """One override as a `key=<YAML>` pair: the inverse of `parse_overrides`."""
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10**6)
+    return f"{key}={text.strip().removesuffix('...').strip()}"

@@ -14,7 +14,7 @@ from decimal import Decimal
 from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
-from demo.hostile.config import Hostility
+from demo.hostile.config import NETWORK_PRESET, Hostility
 from demo.money import Rates
 from demo.pgp import group_fingerprint
 from demo.regions import Place
@@ -181,15 +181,8 @@ HOSTILITY = Hostility(
     login_captcha=None,
     post_login_captcha=0.3,  # with seed 1, the second login of the first account (after 6 s) meets it
     session_ttl=6.0,
-    circuit_budget=80,
-    circuit_window=60.0,
-    maintenance_at=(150,),
-    maintenance_seconds=2.0,
-    fault_rate=0.1,
-    fault_timeout=6.0,
-    mirrors=3,
     mirror_down={2: (0, -1)},
-    phishing=True,
+    **NETWORK_PRESET,
 )
 
 bp = Blueprint("copperline", __name__)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
-from demo.hostile.config import Hostility
+from demo.hostile.config import NETWORK_PRESET, Hostility
 from demo.money import FIATS, Rates
 from demo.pgp import group_fingerprint
 from demo.regions import Place
@@ -134,15 +134,8 @@ HOSTILITY = Hostility(
     login_captcha="image",
     post_login_captcha=0.7,  # with seed 1, the first login of the first account meets the verify page
     session_max_requests=60,
-    circuit_budget=80,
-    circuit_window=60.0,
-    maintenance_at=(150,),
-    maintenance_seconds=2.0,
-    fault_rate=0.1,
-    fault_timeout=6.0,
-    mirrors=3,
     mirror_down={0: (200, -1)},
-    phishing=True,
+    **NETWORK_PRESET,
 )
 
 bp = Blueprint("hollowmere", __name__)

@@ -20,6 +20,7 @@ from stem import StreamStatus
 from stem.control import Controller, EventType
 from stem.response.events import StreamEvent
 
+from demo.hostile.config import format_override, parse_overrides
 from demo.mirrors import market_key, phisher_key
 from demo.server import DemoServer
 from demo.world import MARKETS
@@ -449,7 +450,7 @@ def test_friendly_demo_signs_its_onion_address(
 
 def test_hostile_set_survives_the_trip_to_the_background_process() -> None:
     for key, value in OPEN_HOSTILE.items():
-        assert tornet._parse_hostile_set(f"{key}={tornet._yaml_value(value)}") == (key, value)
+        assert parse_overrides([format_override(key, value)]) == {key: value}
 
 
 @pytest.mark.slow
