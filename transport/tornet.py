@@ -1127,39 +1127,47 @@ def serve_demo_over_tor(
     chosen = list(markets if markets is not None else MARKETS)
     onions = DemoOnions(network, {}, [])
     try:
+        spec = _DemoSpec(day, seed, key_seed, wait, scale)
         if hostile:
-            _serve_hostile(network, chosen, onions, day, seed, key_seed, wait, scale, dict(hostile_set or {}))
+            _serve_hostile(network, chosen, onions, spec, dict(hostile_set or {}))
         else:
-            _serve_friendly(network, chosen, onions, day, seed, key_seed, wait, scale)
+            _serve_friendly(network, chosen, onions, spec)
     except BaseException:
         onions.stop()
         raise
     return onions
 
 
+@dataclass(frozen=True)
+class _DemoSpec:
+    """What every demo market of one `serve_demo_over_tor` call shares."""
+
+    day: int
+    seed: int
+    key_seed: int
+    wait: bool
+    scale: str
+
+
 def _serve_friendly(
-    network: PrivateTorNetwork,
-    chosen: list[str],
-    onions: DemoOnions,
-    day: int,
-    seed: int,
-    key_seed: int,
-    wait: bool,
-    scale: str,
+    network: PrivateTorNetwork, chosen: list[str], onions: DemoOnions, spec: _DemoSpec
 ) -> None:
     from demo.server import DemoServer  # the transport does not need the demo otherwise
 
-    servers = {market: DemoServer(market, day, seed=seed, scale=scale).start() for market in chosen}
+    servers = {
+        market: DemoServer(market, spec.day, seed=spec.seed, scale=spec.scale).start() for market in chosen
+    }
     onions.servers.extend(servers.values())
     # Publishing takes ~2 s per service, nearly all of it waiting on tor: do them together.
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
         urls = pool.map(
-            lambda m: network.add_onion_service(servers[m].port, onion_key_for(m, key_seed), name=m), chosen
+            lambda m: network.add_onion_service(servers[m].port, onion_key_for(m, spec.key_seed), name=m),
+            chosen,
         )
         onions.urls.update(zip(chosen, urls, strict=True))
         for market, url in onions.urls.items():
             servers[market].set_public_urls({"mirror0": url})  # what the signed /mirrors list names
-        if wait:
+        if spec.wait:
             list(pool.map(network.wait_reachable, onions.urls.values()))
 
 
@@ -1172,11 +1180,7 @@ def _serve_hostile(
     network: PrivateTorNetwork,
     chosen: list[str],
     onions: DemoOnions,
-    day: int,
-    seed: int,
-    key_seed: int,
-    wait: bool,
-    scale: str,
+    spec: _DemoSpec,
     hostile_set: dict[str, Any],
 ) -> None:
     from demo.server import DemoServer
@@ -1186,12 +1190,19 @@ def _serve_hostile(
     servers = {}
     for market in chosen:
         server = DemoServer(
-            market, day, seed=seed, scale=scale, hostility=hostilities[market], proxy_protocol=True
+            market,
+            spec.day,
+            seed=spec.seed,
+            scale=spec.scale,
+            hostility=hostilities[market],
+            proxy_protocol=True,
         )
         onions.servers.append(server)
         servers[market] = server.start()
     services = [
-        OnionService(port, onion_key_for(onion_label(market, key), key_seed), name=onion_label(market, key))
+        OnionService(
+            port, onion_key_for(onion_label(market, key), spec.key_seed), name=onion_label(market, key)
+        )
         for market, server in servers.items()
         for key, port in server.ports.items()
     ]
@@ -1208,7 +1219,7 @@ def _serve_hostile(
             onions.phishing[market] = public["phishing"]
             expected_up.append(public["phishing"])
         expected_up += [public[k] for k in mirror_keys if not _down_at_start(hostilities[market], int(k[6:]))]
-    if wait and expected_up:
+    if spec.wait and expected_up:
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(expected_up)) as pool:
             list(pool.map(lambda url: wait_connectable(url, network.client_socks_port), expected_up))
 
