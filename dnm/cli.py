@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hostile_options(run)
     _add_crawl_options(run)
     run.set_defaults(handler=cmd_demo_run)
+    _add_db_commands(commands)
     return parser
 
 
@@ -515,6 +516,77 @@ def cmd_tornet_status(args: argparse.Namespace) -> int:
     for market, url in report["onions"].items():
         reachable = "reachable" if report.get("reachable", {}).get(market) else "NOT reachable"
         console.print(f"  {market}: {url} ({reachable})")
+    return EXIT_OK
+
+
+# -- dnm db: the archive's schema revision (models/migrate.py, docs/postgresql.md) -------------------
+
+
+def _add_db_commands(commands: Any) -> None:
+    db = commands.add_parser("db", help="the archive's schema: show its revision, bring it to the newest")
+    db_commands = db.add_subparsers(title="db commands", metavar="COMMAND")
+    for name, handler, text in (
+        ("upgrade", cmd_db_upgrade, "bring the archive's schema to the newest revision (creates a new one)"),
+        ("current", cmd_db_current, "print the archive's schema revision and the newest one"),
+    ):
+        command = db_commands.add_parser(name, help=text)
+        command.add_argument(
+            "--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)"
+        )
+        command.set_defaults(handler=handler)
+
+
+def _db_engine(args: argparse.Namespace) -> tuple[Any, str]:
+    """The archive's engine without touching its schema, and its URL as safe to print."""
+    from sqlalchemy.engine import make_url
+
+    from models.db import database_url, open_engine
+
+    url = database_url(args.database)
+    return open_engine(url, create=False), make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.migrate import upgrade
+
+    engine, shown = _db_engine(args)
+    try:
+        before, after = upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise CliError(f"cannot open the archive {shown}: {exc.orig or exc}") from exc  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"{shown}: already at {after} (head)")
+    elif before is None:
+        print(f"{shown}: created at {after} (head)")
+    else:
+        print(f"{shown}: upgraded from {before} to {after} (head)")
+    return EXIT_OK
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.migrate import current_revision, head_revision
+
+    engine, shown = _db_engine(args)
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    except SQLAlchemyError as exc:
+        raise CliError(f"cannot open the archive {shown}: {exc.orig or exc}") from exc  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current is None:
+        print(f"{shown}: no revision (empty, or made before migrations): run dnm db upgrade")
+    elif current == head:
+        print(f"{shown}: {current} (head)")
+    else:
+        print(f"{shown}: {current}, behind the newest revision {head}: run dnm db upgrade")
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Opening the archive database: URL from settings or DNM_DATABASE_URL, SQLite tuned for crawling."""
+"""Opening the archive: URL from settings or DNM_DATABASE_URL, SQLite tuned for crawling, schema at head."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-
-from models.base import Base
 
 DEFAULT_DATABASE_URL = "sqlite:///var/archive.sqlite"
 
@@ -31,7 +29,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
-    """An engine for the archive; with `create`, missing tables are created and SQLite folders made."""
+    """An engine for the archive; with `create`, SQLite folders are made and the schema brought to head.
+
+    The schema comes from the Alembic migrations (models/migrate.py): a new archive is created at the
+    newest revision, an older one is upgraded. Works on SQLite and PostgreSQL (postgresql+psycopg://).
+    """
     url = database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -40,7 +42,9 @@ def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
-        Base.metadata.create_all(engine)
+        from models.migrate import upgrade  # Alembic loads only where a schema may need creating
+
+        upgrade(engine)
     return engine
 
 

@@ -15,6 +15,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     SQLite has no decimal type and SQLAlchemy would round-trip through float, which turns a
     shown price of 0.1 BTC into 0.1000000000000000055... That is not acceptable in evidence.
+    On PostgreSQL the NUMERIC has no precision or scale: it keeps any number of digits and the
+    scale it was given (1.50 stays 1.50, as the text on SQLite does), where NUMERIC(38, 12) would
+    round a 13th decimal away and pad every value to 12.
     """
 
     impl = String(64)
@@ -23,7 +26,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(64))
-        return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:

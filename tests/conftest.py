@@ -1,8 +1,17 @@
-"""Shared test fixtures: running the `dnm` command, and archives crawled from the demo market."""
+"""Shared test fixtures: the archive database under test, running `dnm`, demo-market archives.
+
+One switch picks the archive backend of the whole suite: DNM_TEST_DATABASE=sqlite (the default: a
+file per archive) or DNM_TEST_DATABASE=postgresql (a fresh database per archive on the server at
+DNM_TEST_POSTGRES_URL, by default the local one; dropped when the test or the session ends).
+Tests get an archive from `archive_url(directory)` or the `database_url` fixture, never by
+spelling a URL. Without a reachable PostgreSQL those tests skip with the reason; under CI=true
+they fail, since CI is where the PostgreSQL pass must really run.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -12,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from demo.server import DemoServer
@@ -20,6 +30,127 @@ from demo.truth import MARKETS
 from dnm.export import KINDS, ExportFilter, export_rows
 from models import Crawl, Market
 from models.db import open_engine
+
+BACKENDS = ("sqlite", "postgresql")
+TEST_DATABASE = os.environ.get("DNM_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+# The maintenance database of the server the test archives are created on (trust auth locally).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DNM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_DATABASE not in BACKENDS:
+        raise pytest.UsageError(f"DNM_TEST_DATABASE={TEST_DATABASE!r}: use one of {', '.join(BACKENDS)}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    where = (
+        f" ({make_url(POSTGRES_ADMIN_URL).set(database='dnm_test_*')})" if TEST_DATABASE != "sqlite" else ""
+    )
+    return f"archive database: {TEST_DATABASE}{where} (DNM_TEST_DATABASE)"
+
+
+class PostgresDatabases:
+    """Throwaway PostgreSQL databases, one per test archive, made and dropped through the maintenance DB."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+        self._admin: Engine | None = None
+        self._checked: tuple[str | None] | None = None
+
+    def admin(self) -> Engine:
+        # CREATE and DROP DATABASE cannot run inside a transaction.
+        if self._admin is None:
+            self._admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", pool_size=1)
+        return self._admin
+
+    def unavailable(self) -> str | None:
+        """Why no test database can be made here, or None when the server answers (asked once a session)."""
+        if self._checked is None:
+            self._checked = (self._probe(),)
+        return self._checked[0]
+
+    def _probe(self) -> str | None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "psycopg is not installed: pip install -e '.[dev]'"
+        try:
+            with self.admin().connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            where = make_url(self.admin_url).render_as_string(hide_password=True)
+            return f"PostgreSQL not reachable at {where}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return None
+
+    def create(self) -> str:
+        """A new empty database; returns its URL."""
+        name = f"dnm_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with self.admin().connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        """Drop a test database made here (any other URL is left alone)."""
+        name = make_url(url).database
+        if name in self.created:
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        # FORCE closes what the test left open (engines never disposed, a killed crawl's connection).
+        with self.admin().connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.remove(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.created):
+            self._drop(name)
+        if self._admin is not None:
+            self._admin.dispose()
+
+
+POSTGRES = PostgresDatabases(POSTGRES_ADMIN_URL)
+
+
+def require_postgresql() -> None:
+    """Skip the calling test when PostgreSQL cannot be reached; fail instead under CI=true."""
+    reason = POSTGRES.unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the PostgreSQL pass needs its service, a missing one is a failure)")
+    pytest.skip(reason)
+
+
+def archive_url(directory: Path, name: str = "archive", backend: str | None = None) -> str:
+    """A fresh, empty archive for a test: a SQLite file in `directory`, or a new PostgreSQL database.
+
+    Which one is DNM_TEST_DATABASE's choice unless `backend` names one (for tests of both at once).
+    PostgreSQL databases made here are dropped when the session ends (the `database_url` fixture
+    drops its own as soon as its test ends).
+    """
+    if (backend or TEST_DATABASE) == "sqlite":
+        return f"sqlite:///{directory / f'{name}.sqlite'}"
+    require_postgresql()
+    return POSTGRES.create()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty archive for this test (see `archive_url`)."""
+    url = archive_url(tmp_path)
+    yield url
+    POSTGRES.drop(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drop every PostgreSQL test database still there when the session ends."""
+    yield
+    POSTGRES.drop_all()
 
 
 @dataclass
@@ -91,8 +222,8 @@ class DemoArchive:
 
 @pytest.fixture(scope="session")
 def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoArchive]:
-    """Crawl hollowmere and copperline on day 1, then day 2, into one fresh SQLite archive."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('archive') / 'archive.sqlite'}"
+    """Crawl hollowmere and copperline on day 1, then day 2, into one fresh archive."""
+    url = archive_url(tmp_path_factory.mktemp("archive"))
     engine = open_engine(url)
     archive = DemoArchive(url, engine, {}, {}, {})
     for day in (1, 2):

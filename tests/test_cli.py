@@ -14,7 +14,7 @@ from demo.truth import MARKETS, truth
 from dnm.cli import build_parser, main
 from dnm.summary import errors_from_stats
 from models.db import open_engine
-from tests.conftest import DemoArchive, latest_crawl, run_dnm
+from tests.conftest import DemoArchive, archive_url, latest_crawl, run_dnm
 from tests.tor.support import require_tor
 from transport.onion_keys import onion_key_for
 
@@ -97,7 +97,7 @@ def test_demo_truth_writes_jsonl(tmp_path: Path) -> None:
 def test_the_main_job_crawls_every_demo_market_over_tor(tmp_path: Path) -> None:
     """`make demo` runs `dnm demo run`: the demo markets as onions on a private Tor network, crawled."""
     require_tor()
-    url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    url = archive_url(tmp_path, "demo")
     result = run_dnm("demo", "run", "--database", url, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "as onion services on a private Tor network" in result.stdout

@@ -13,7 +13,7 @@ from demo.truth import MARKETS, truth
 from dnm.summary import summarize
 from models import Crawl, Feedback, ListingSnapshot, Page, VendorSnapshot
 from models.db import open_engine
-from tests.conftest import DemoArchive, crawl_demo, latest_crawl
+from tests.conftest import DemoArchive, archive_url, crawl_demo, latest_crawl
 from tests.groundtruth import (
     LISTING_FIELDS,
     VENDOR_FIELDS,
@@ -117,7 +117,7 @@ def test_feedback_is_stored_once_across_crawls(demo_archive: DemoArchive, market
 
 
 def test_malformed_pages_are_counted_and_lose_nothing_else(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     with DemoServer("hollowmere", 1, malformed_rate=0.1) as server:
         result = crawl_demo(url, "hollowmere", server.url)
     assert result.returncode == 3, result.stderr[-2000:]
@@ -147,7 +147,7 @@ def test_malformed_pages_are_counted_and_lose_nothing_else(tmp_path) -> None:
 
 
 def test_dead_market_fails_clearly_and_keeps_the_archive(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     with DemoServer("copperline", 1) as server:
         assert crawl_demo(url, "copperline", server.url).returncode == 0
         dead = server.url

@@ -26,7 +26,7 @@ from demo.truth import MARKETS, truth
 from dnm.export import ExportFilter, export_rows
 from models import Crawl, Page
 from models.db import open_engine
-from tests.conftest import DnmResult, crawl_demo, latest_crawl
+from tests.conftest import DnmResult, archive_url, crawl_demo, latest_crawl
 from tests.groundtruth import compare_feedback, compare_listings, compare_vendors
 
 COMPARE = {"listings": compare_listings, "vendors": compare_vendors, "feedback": compare_feedback}
@@ -68,7 +68,7 @@ class HostileArchive:
 @pytest.fixture(scope="module")
 def hostile_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileArchive]:
     directory = tmp_path_factory.mktemp("hostile")
-    url = f"sqlite:///{directory / 'archive.sqlite'}"
+    url = archive_url(directory)
     accounts = write_accounts(directory)
     archive = HostileArchive(url, {})
     for market in MARKETS:
@@ -136,7 +136,7 @@ def test_credentials_never_reach_the_output(hostile_archive: HostileArchive) -> 
 
 def test_phishing_mirror_is_refused_and_reported(tmp_path: Path) -> None:
     """The clone serves the phisher's key: refused before any content is fetched from it."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     hostility = Hostility(mirrors=2, phishing=True)
     with DemoServer("copperline", 1, hostility=hostility) as server:
         assert server.phishing_url
@@ -169,7 +169,7 @@ def test_phishing_mirror_is_refused_and_reported(tmp_path: Path) -> None:
 
 
 def test_only_a_phishing_mirror_means_no_crawl(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     with DemoServer("hollowmere", 1, hostility=Hostility(phishing=True)) as server:
         assert server.phishing_url
         result = hostile_crawl(url, server, write_accounts(tmp_path), server.phishing_url)
@@ -180,7 +180,7 @@ def test_only_a_phishing_mirror_means_no_crawl(tmp_path: Path) -> None:
 
 def test_market_shut_mid_crawl_is_partial_never_complete(tmp_path: Path) -> None:
     """Every mirror stops answering after 120 requests: what was fetched is kept, the crawl is partial."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     hostility = Hostility(mirrors=2, mirror_down={0: (120, -1), 1: (120, -1)})
     with DemoServer("copperline", 1, hostility=hostility) as server:
         result = hostile_crawl(url, server, write_accounts(tmp_path), extra=("--set", "RETRY_TIMES=1"))
@@ -194,7 +194,7 @@ def test_market_shut_mid_crawl_is_partial_never_complete(tmp_path: Path) -> None
 
 
 def test_no_account_for_a_login_wall_says_so(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     empty = write_accounts(tmp_path, text="# no accounts\n")
     with DemoServer("copperline", 1, hostility=Hostility(login_required=True)) as server:
         result = hostile_crawl(url, server, empty)
@@ -204,7 +204,7 @@ def test_no_account_for_a_login_wall_says_so(tmp_path: Path) -> None:
 
 
 def test_only_a_banned_account_is_refused_clearly(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     banned = next(a for a in demo_accounts(1, "hollowmere") if a.banned)
     text = f'[[hollowmere]]\nusername = "{banned.username}"\npassword = "{banned.password}"\n'
     with DemoServer("hollowmere", 1, hostility=Hostility(login_required=True)) as server:
@@ -215,7 +215,7 @@ def test_only_a_banned_account_is_refused_clearly(tmp_path: Path) -> None:
 
 
 def test_unsolved_captcha_fails_clearly(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     with DemoServer("copperline", 1, hostility=Hostility(gate_captcha="image")) as server:
         result = hostile_crawl(url, server, write_accounts(tmp_path), extra=("--captcha-solver", "none"))
     assert result.returncode == 1
@@ -224,7 +224,7 @@ def test_unsolved_captcha_fails_clearly(tmp_path: Path) -> None:
 
 def test_sessions_are_kept_between_crawls_privately(tmp_path: Path) -> None:
     """The second nightly crawl resumes the first one's session: no queue, no CAPTCHA, no login."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     sessions = tmp_path / "sessions"
     hostility = Hostility(queue_seconds=1, gate_captcha="image", login_required=True)
     accounts = write_accounts(tmp_path)

@@ -22,8 +22,8 @@ SETUP = CrawlSetup(tool_version="test", settings_sha256="0" * 64, transport="dir
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_engine(f"sqlite:///{tmp_path / 'a.sqlite'}")
+def engine(database_url):
+    engine = open_engine(database_url)
     yield engine
     engine.dispose()
 

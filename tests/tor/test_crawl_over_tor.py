@@ -20,7 +20,7 @@ from demo.truth import MARKETS, truth
 from dnm.export import ExportFilter, export_rows
 from models import Crawl, Page
 from models.db import open_engine
-from tests.conftest import latest_crawl, run_dnm
+from tests.conftest import archive_url, latest_crawl, run_dnm
 from tests.groundtruth import compare_feedback, compare_listings, compare_vendors
 from tests.tor.support import require_tor
 from transport.tornet import PrivateTorNetwork
@@ -40,7 +40,7 @@ def network_state(tor_network: PrivateTorNetwork, demo_onions: dict[str, str], t
 @pytest.fixture(scope="module")
 def tor_archive(network_state: Path, tmp_path_factory) -> tuple[str, object]:
     """Both demo markets crawled over Tor (the crawl launches its own tor into the network)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('tor-archive') / 'archive.sqlite'}"
+    url = archive_url(tmp_path_factory.mktemp("tor-archive"))
     result = run_dnm(
         "crawl", *MARKETS, "--tor-network", str(network_state), "--database", url, "--no-progress"
     )
@@ -73,7 +73,7 @@ def test_summary_says_it_went_over_tor(tor_archive) -> None:
 
 def test_markets_get_separate_circuits(tor_network: PrivateTorNetwork, demo_onions, tmp_path: Path) -> None:
     """Attached to the network's client tor, each market's isolation identity uses its own circuits."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     attach = f"{tor_network.client_socks_port}:{tor_network.client_control_port}"
     result = run_dnm("crawl", *MARKETS, "--tor-attach", attach, "--database", url, "--no-progress",
                      "--set", "CLOSESPIDER_PAGECOUNT=20")  # fmt: skip
@@ -94,7 +94,7 @@ def crawl_and_kill_its_tor(
     state: Path, tmp_path: Path, *settings: str
 ) -> tuple[subprocess.Popen[str], str, int]:
     """Start a slow crawl of hollowmere over Tor and SIGKILL the crawl's tor once 40 pages are in."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     tor_dir = tmp_path / "crawler-tor"
     command = [
         sys.executable, "-m", "dnm.cli", "crawl", "hollowmere", "--tor-network", str(state),
@@ -170,7 +170,7 @@ sys.exit(status)
 def test_onion_names_are_never_resolved_locally(
     tor_network: PrivateTorNetwork, demo_onions, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    url = archive_url(tmp_path)
     attach = f"{tor_network.client_socks_port}:{tor_network.client_control_port}"
     result = subprocess.run(
         [sys.executable, "-c", LEAK_PROBE, "crawl", "copperline", "--tor-attach", attach, "--database", url,
@@ -185,7 +185,7 @@ def test_onion_names_are_never_resolved_locally(
 
 
 def test_missing_tor_binary_is_a_clear_error(tmp_path: Path) -> None:
-    database = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    database = archive_url(tmp_path)
     result = run_dnm(
         "crawl", "hollowmere", "--database", database, "--no-progress",
         env={"DNM_TOR_BINARY": str(tmp_path / "no-tor-here")},
@@ -200,7 +200,7 @@ def test_stalled_bootstrap_is_a_clear_error(tmp_path: Path) -> None:
     nowhere = "dead orport=1 no-v2 v3ident=" + "A" * 40 + " 127.0.0.1:1 " + "B" * 40
     extra = json.dumps({"TestingTorNetwork": "1", "DirAuthority": [nowhere], "UseDefaultFallbackDirs": "0"})
     began = time.monotonic()
-    database = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    database = archive_url(tmp_path)
     result = run_dnm(
         "crawl", "hollowmere", "--database", database, "--no-progress",
         "--set", "DNM_TOR_BOOTSTRAP_TIMEOUT=6", "--set", f"DNM_TOR_EXTRA_CONFIG={extra}",
@@ -221,7 +221,7 @@ def test_http_cache_and_autothrottle_work_over_tor(
     ]  # fmt: skip
     stats = []
     for run in ("first", "second"):
-        url = f"sqlite:///{tmp_path / f'{run}.sqlite'}"
+        url = archive_url(tmp_path, run)
         result = run_dnm(
             "crawl", "copperline", "--tor-attach", attach, "--database", url, "--no-progress", *settings
         )

@@ -19,7 +19,7 @@ from demo.hostile.accounts import secrets_toml
 from demo.truth import MARKETS, truth
 from dnm.export import ExportFilter, export_rows
 from models.db import open_engine
-from tests.conftest import DnmResult, latest_crawl, run_dnm
+from tests.conftest import DnmResult, archive_url, latest_crawl, run_dnm
 from tests.groundtruth import compare_feedback, compare_listings, compare_vendors
 from tests.tor.support import FIGURES
 from transport.tornet import DemoOnions, PrivateTorNetwork, serve_demo_over_tor
@@ -37,14 +37,14 @@ def hostile_onions(tor_network: PrivateTorNetwork) -> Iterator[DemoOnions]:
 @pytest.fixture(scope="module")
 def hostile_tor_archive(
     tor_network: PrivateTorNetwork, hostile_onions: DemoOnions, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, dict[str, DnmResult]]:
+) -> tuple[str, dict[str, DnmResult], Path]:
     directory = tmp_path_factory.mktemp("hostile-tor")
     state = directory / "state.json"
     tor_network.save_state(state)
     accounts = directory / "accounts.toml"
     accounts.write_text(secrets_toml(1, MARKETS))
     os.chmod(accounts, 0o600)
-    url = f"sqlite:///{directory / 'archive.sqlite'}"
+    url = archive_url(directory)
     results = {}
     for market in MARKETS:
         # Copperline is first offered its phishing clone, as if found on a forum: it must be refused.
@@ -58,13 +58,13 @@ def hostile_tor_archive(
             timeout=600,
         )  # fmt: skip
         FIGURES[f"hostile crawl of {market} over Tor"] = f"{time.monotonic() - began:.1f} s"
-    return url, results
+    return url, results, accounts
 
 
 @pytest.mark.parametrize("kind", COMPARE)
 @pytest.mark.parametrize("market", MARKETS)
 def test_hostile_ground_truth_over_tor(hostile_tor_archive, market: str, kind: str) -> None:
-    url, results = hostile_tor_archive
+    url, results, _ = hostile_tor_archive
     assert results[market].returncode == 0, results[market].stdout[-4000:] + results[market].stderr[-4000:]
     engine = open_engine(url)
     crawl = latest_crawl(engine, market)
@@ -75,7 +75,7 @@ def test_hostile_ground_truth_over_tor(hostile_tor_archive, market: str, kind: s
 
 @pytest.mark.parametrize("market", MARKETS)
 def test_killed_circuits_were_renewed_through_tor(hostile_tor_archive, market: str) -> None:
-    url, _ = hostile_tor_archive
+    url, _, _ = hostile_tor_archive
     stats = latest_crawl(open_engine(url), market).stats or {}
     assert stats.get("dnm/barriers/killed", 0) > 0
     assert stats.get("dnm/tor/circuits_renewed/killed_path", 0) > 0
@@ -85,7 +85,7 @@ def test_killed_circuits_were_renewed_through_tor(hostile_tor_archive, market: s
 
 
 def test_phishing_onion_refused_over_tor(hostile_tor_archive, hostile_onions: DemoOnions) -> None:
-    url, results = hostile_tor_archive
+    url, results, _ = hostile_tor_archive
     mirrors = latest_crawl(open_engine(url), "copperline").stats["dnm/mirrors"]
     clone = next(m for m in mirrors if m["url"] == hostile_onions.phishing["copperline"])
     assert clone["state"] == "refused" and "the profile pins" in clone["refused"]
@@ -94,7 +94,7 @@ def test_phishing_onion_refused_over_tor(hostile_tor_archive, hostile_onions: De
 
 def test_dead_primary_mirror_left_over_tor(hostile_tor_archive, hostile_onions: DemoOnions) -> None:
     """Hollowmere's primary dies after 200 requests; the crawl goes on through its other onions."""
-    url, _ = hostile_tor_archive
+    url, _, _ = hostile_tor_archive
     mirrors = {m["url"]: m for m in latest_crawl(open_engine(url), "hollowmere").stats["dnm/mirrors"]}
     primary, *others = hostile_onions.mirrors["hollowmere"]
     assert mirrors[primary]["state"] == "down"
@@ -103,6 +103,5 @@ def test_dead_primary_mirror_left_over_tor(hostile_tor_archive, hostile_onions: 
 
 def test_state_file_is_private(hostile_tor_archive) -> None:
     # The accounts file the crawl read stays as private as it was written.
-    url, _ = hostile_tor_archive
-    accounts = Path(url.removeprefix("sqlite:///")).parent / "accounts.toml"
+    _, _, accounts = hostile_tor_archive
     assert accounts.stat().st_mode & 0o777 == 0o600
