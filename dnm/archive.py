@@ -54,6 +54,10 @@ class CapturedPage:
     fetched_at: datetime
     server_time: datetime | None
     extraction_errors: int
+    # Its raw capture (dnm.rawstore), when it was written to one.
+    warc_file: str | None = None
+    warc_record_id: str | None = None
+    payload_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class CrawlSetup:
     transport: str
     mirror: str | None = None
     tor_version: str | None = None
+    # A re-parse of this crawl's raw captures (`dnm reparse`): it reads old pages again, it sees nothing
+    # new of the market, so it leaves the state of entities alone (names, key links, feedback sightings).
+    reparse_of: int | None = None
 
 
 class ArchiveWriter:
@@ -113,6 +120,7 @@ class ArchiveWriter:
                 transport=self.setup.transport,
                 tor_version=self.setup.tor_version,
                 mirror=self.setup.mirror,
+                reparse_of=self.setup.reparse_of,
             )
             session.add(crawl)
             session.flush()
@@ -177,6 +185,9 @@ class ArchiveWriter:
                 sha256=page.sha256,
                 size=page.size,
                 extraction_errors=page.extraction_errors,
+                warc_file=page.warc_file,
+                warc_record_id=page.warc_record_id,
+                payload_sha256=page.payload_sha256,
             )
             session.add(row)
             session.flush()
@@ -304,7 +315,7 @@ class ArchiveWriter:
             pgp_key_id=key_id,
         )
         session.add(snapshot)
-        if self._vendor_names.get(vendor_id) != values["name"]:
+        if self.setup.reparse_of is None and self._vendor_names.get(vendor_id) != values["name"]:
             # The entity carries the latest name; the snapshots keep every name it had.
             session.execute(update(Vendor).where(Vendor.id == vendor_id).values(name=values["name"]))
             self._vendor_names[vendor_id] = values["name"]
@@ -327,6 +338,8 @@ class ArchiveWriter:
             session.flush()
             self._key_links[vendor_id, key_id] = link.id
             return
+        if self.setup.reparse_of is not None:
+            return  # a re-read of old pages is no new sighting of the key
         changes: dict[str, Any] = {"last_crawl_id": self.crawl_id}
         if matches is not None:
             changes["printed_fingerprint_matches"] = matches
@@ -439,14 +452,19 @@ class ArchiveWriter:
         """The vendor's archived feedback by text hash, loaded on the first sighting in this crawl."""
         if vendor_id not in self._feedback:
             index: dict[str, list[_KnownFeedback]] = {}
-            rows = session.execute(
+            # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
+            # takes a re-parse's feedback for the market's: re-reading old pages must not count as sales.
+            query = (
                 select(
                     Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating, Feedback.listing_id,
                     Feedback.posted_earliest, Feedback.posted_latest, Feedback.last_crawl_id,
-                ).where(Feedback.vendor_id == vendor_id)
+                )
+                .join(Crawl, Feedback.first_crawl_id == Crawl.id)
+                .where(Feedback.vendor_id == vendor_id, Crawl.reparse_of.is_(None))
             )  # fmt: skip
-            for feedback_id, text_sha256, *rest in rows:
-                index.setdefault(text_sha256, []).append(_KnownFeedback(feedback_id, *rest))
+            if self.setup.reparse_of is None:
+                for feedback_id, text_sha256, *rest in session.execute(query):
+                    index.setdefault(text_sha256, []).append(_KnownFeedback(feedback_id, *rest))
             self._feedback[vendor_id] = index
         return self._feedback[vendor_id]
 

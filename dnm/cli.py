@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crawl_options(run)
     run.set_defaults(handler=cmd_demo_run)
     _add_db_commands(commands)
+    _add_reparse_command(commands)
     return parser
 
 
@@ -588,6 +589,51 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     else:
         print(f"{shown}: {current}, behind the newest revision {head}: run dnm db upgrade")
     return EXIT_OK
+
+
+# -- dnm reparse: a crawl read again from its raw captures (dnm/reparse.py, docs/raw-captures.md) ------
+
+
+def _add_reparse_command(commands: Any) -> None:
+    reparse = commands.add_parser(
+        "reparse",
+        help="read a crawl's raw captures (WARC) again with today's profile into a new crawl; no network",
+    )
+    reparse.add_argument("--crawl", type=int, required=True, help="the crawl id to re-parse")
+    reparse.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    reparse.add_argument(
+        "--raw-dir", type=Path, help="the raw store (default: $DNM_RAW_DIR or var/warc, as the crawl had it)"
+    )
+    reparse.add_argument(
+        "--profile-dir", type=Path, help="read with the profiles in this folder (default: config/markets/)"
+    )
+    reparse.set_defaults(handler=cmd_reparse)
+
+
+def cmd_reparse(args: argparse.Namespace) -> int:
+    from dnm.profile import ProfileError
+    from dnm.rawstore import raw_dir
+    from dnm.reparse import ReparseError, reparse
+    from dnm.summary import render, summarize
+    from models.db import open_engine
+
+    engine = open_engine(args.database)
+    try:
+        result = reparse(
+            engine, args.crawl, raw_dir(str(args.raw_dir) if args.raw_dir else None), args.profile_dir
+        )
+    except (ReparseError, ProfileError) as exc:
+        raise CliError(str(exc)) from exc
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(
+        f"crawl {result.reparse_of} re-parsed as crawl {result.crawl_id} with {result.parser_version}: "
+        f"{result.pages} pages ({result.revisits} from revisit records), {result.status}",
+        highlight=False,
+    )
+    render(summarize(engine, result.crawl_id), console)
+    if result.status == "failed":
+        return EXIT_FAILED
+    return EXIT_OK if result.status == "complete" else EXIT_PARTIAL
 
 
 if __name__ == "__main__":

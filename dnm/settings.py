@@ -15,6 +15,7 @@ DNM_ALLOWED_HOSTS: list[str] = []  # hosts fetched without Tor: loopback test se
 DNM_FETCH_MEDIA = False  # images, video and binaries are never fetched unless this is on
 DNM_DATABASE_URL: str | None = None  # else $DNM_DATABASE_URL, else sqlite:///var/archive.sqlite
 DNM_PROFILE_DIR: str | None = None  # else $DNM_PROFILE_DIR, else config/markets/
+DNM_RAW_DIR: str | None = None  # raw captures (WARC files, dnm.rawstore), else $DNM_RAW_DIR, else var/warc
 # The Tor a crawl uses; `dnm crawl` fills these from the tor it launched or attached to.
 DNM_TOR_MODE = "launch"  # "launch" a dedicated tor, or "attach" to one at DNM_TOR_SOCKS_PORT/CONTROL_PORT
 DNM_TOR_SOCKS_PORT: int | None = None
@@ -100,6 +101,7 @@ EXTENSIONS = {"dnm.coverage.CoverageExtension": 500}
 ITEM_PIPELINES = {
     "pipelines.extraction.ExtractionPipeline": 100,
     "pipelines.normalization.NormalizationPipeline": 200,
+    "pipelines.capture.CapturePipeline": 800,  # the raw capture first: the page row links to its record
     "pipelines.storage.SnapshotPipeline": 900,
 }
 

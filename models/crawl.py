@@ -45,6 +45,9 @@ class Crawl(Base):
     tor_version: Mapped[str | None] = mapped_column(String(40))
     mirror: Mapped[str | None] = mapped_column(String(300))
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A re-parse (`dnm reparse`) of an earlier crawl's raw captures: that crawl's id; None for a crawl
+    # that fetched its pages itself.
+    reparse_of: Mapped[int | None] = mapped_column(ForeignKey("crawls.id"))
 
     market: Mapped[Market] = relationship(back_populates="crawls")
     pages: Mapped[list[Page]] = relationship(back_populates="crawl")
@@ -69,10 +72,18 @@ class Page(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     extraction_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # The raw capture (dnm.rawstore): the WARC file (relative to DNM_RAW_DIR), the record written for
+    # this page (a response, or a revisit of an identical earlier payload) and the payload's SHA-256 (hex).
+    warc_file: Mapped[str | None] = mapped_column(String(500))
+    warc_record_id: Mapped[str | None] = mapped_column(String(100))
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
 
     crawl: Mapped[Crawl] = relationship(back_populates="pages")
 
     __table_args__ = (
         Index("ix_pages_crawl_url", "crawl_id", "url"),
         Index("ix_pages_sha256", "sha256"),
+        # Revisits: has this market's archive stored this payload before, and in which record?
+        Index("ix_pages_payload_sha256", "payload_sha256"),
+        Index("ix_pages_warc_record_id", "warc_record_id"),
     )

@@ -49,6 +49,23 @@ def settings_hash(crawler: Crawler) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def captured_page(item: PageItem) -> CapturedPage:
+    """What the archive files of a page item (the crawl's pipeline and `dnm reparse` alike)."""
+    return CapturedPage(
+        url=item.url,
+        page_type=item.page_type,
+        status=item.status,
+        sha256=item.sha256,
+        size=len(item.body),
+        fetched_at=item.fetched_at,
+        server_time=item.server_time,
+        extraction_errors=len(item.errors),
+        warc_file=item.warc_file,
+        warc_record_id=item.warc_record_id,
+        payload_sha256=item.payload_sha256,
+    )
+
+
 class SnapshotPipeline:
     """The last pipeline: writes the crawl row, each page, and its snapshots."""
 
@@ -85,16 +102,7 @@ class SnapshotPipeline:
         if not isinstance(item, PageItem):
             return item
         assert self.writer is not None and self.crawler.stats is not None
-        page = CapturedPage(
-            url=item.url,
-            page_type=item.page_type,
-            status=item.status,
-            sha256=item.sha256,
-            size=len(item.body),
-            fetched_at=item.fetched_at,
-            server_time=item.server_time,
-            extraction_errors=len(item.errors),
-        )
+        page = captured_page(item)
         try:
             self.writer.write_page(page, item.records)
         except Exception:

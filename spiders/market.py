@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 
 from dnm.accounts import AccountPool, env_name, load_accounts
 from dnm.extraction import classify, extract_links
-from dnm.items import PageItem
+from dnm.items import PageItem, exchange_of
 from dnm.mirrors import MirrorPool, MirrorRefused, check_signed_list
 from dnm.profile import Profile, ProfileError, load_profile
 from dnm.stats import exception_cause, failure_cause, is_known_cause
@@ -152,6 +152,7 @@ class MarketSpider(scrapy.Spider):
             fetched_at=datetime.now(UTC),
             encoding=getattr(response, "encoding", "utf-8"),
             expected_type=expected,
+            http=exchange_of(response),
             selector=response.selector if isinstance(response, TextResponse) else None,
         )
 
@@ -171,6 +172,7 @@ class MarketSpider(scrapy.Spider):
                 sha256=c.sha256,
                 fetched_at=c.fetched_at,
                 encoding=c.encoding,
+                http=c.http,
             )
             for c in meta.pop("dnm_barriers", ())
         ]

@@ -54,6 +54,7 @@ from dnm.barriers import (
     read_login_form,
     retry_after,
 )
+from dnm.items import HttpExchange, exchange_of
 from dnm.profile import ChallengeRule, Profile
 from transport.circuits import CircuitManager
 
@@ -82,6 +83,8 @@ class BarrierCapture:
     sha256: str
     fetched_at: datetime
     encoding: str
+    # The request that met the barrier and the response's headers, for the raw store (never a body sent).
+    http: HttpExchange | None = None
 
 
 @dataclass
@@ -94,7 +97,8 @@ class SessionGate:
     generation: int = 0
 
 
-def capture(response: Response, kind: Kind) -> BarrierCapture:
+def capture(response: Response, kind: Kind, request: Request | None = None) -> BarrierCapture:
+    """A barrier page as archived; `request` is the one that fetched it."""
     body = response.body
     encoding = response.encoding if isinstance(response, TextResponse) else "latin-1"
     return BarrierCapture(
@@ -105,6 +109,7 @@ def capture(response: Response, kind: Kind) -> BarrierCapture:
         hashlib.sha256(body).hexdigest(),
         datetime.now(UTC),
         encoding,
+        exchange_of(response, request),
     )
 
 
@@ -221,7 +226,7 @@ class BarrierMiddleware:
                         self.inc("dnm/barriers/passed")
                         response.request = request
                     return response  # content, or a server error for RetryMiddleware
-                captures.append(capture(response, verdict.kind))
+                captures.append(capture(response, verdict.kind, sent))
                 self.inc(f"dnm/barriers/{verdict.kind}")
                 if verdict.kind in SESSION_KINDS:
                     key = self.session_key(request.meta, response.url)

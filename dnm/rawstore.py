@@ -1,0 +1,335 @@
+"""The raw capture store: every captured page as WARC/1.1 records with SHA-256 digests, one file per crawl.
+
+Layout: `<DNM_RAW_DIR>/<market>/<crawl_id>-<UTC timestamp>.warc.gz`, gzip-compressed record by record
+(each record its own gzip member, so a reader can seek to any record). The file opens with a
+`warcinfo` record (tool, profile, settings, transport, tor and warcio versions); then, for each page,
+a `response` record (status line, headers and body, as Scrapy delivered them) and its `request`
+record (method, target and headers; never a request body). A payload already stored in this crawl or
+an earlier crawl of the same market is written as a `revisit` record (profile
+identical-payload-digest) that refers to the record holding it, instead of the body again.
+
+Secrets never enter the file: request `Cookie`, `Authorization` and `Proxy-Authorization` and
+response `Set-Cookie` values are replaced by `[redacted]`, and request bodies (login forms) are not
+stored at all. warcio writes SHA-1 digests; `Sha256WARCWriter` makes them `sha256:` (base32, as
+warcio writes and checks them). Reading (`read_records`, `RecordReader`) checks every digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from io import BytesIO
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
+from warcio.utils import Digester
+from warcio.warcwriter import WARCWriter
+
+from dnm.items import Headers, HttpExchange, PageItem
+
+WARC_VERSION = "WARC/1.1"
+REDACTED = "[redacted]"
+# Credentials and session identifiers: their values are replaced, their presence is kept.
+SECRET_REQUEST_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+SECRET_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
+# The store holds the body Scrapy delivered (decoded, unchunked); headers that describe another form
+# of it are kept under this prefix (pywb's convention), so that readers do not decode twice.
+ORIGINAL_PREFIX = "X-Archive-Orig-"
+WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+
+
+def warcio_version() -> str:
+    return version("warcio")
+
+
+class Sha256WARCWriter(WARCWriter):
+    """warcio's writer with `sha256:` block and payload digests instead of its hard-coded SHA-1."""
+
+    @staticmethod
+    def _create_digester() -> Digester:
+        return Digester("sha256")
+
+
+def sha256_digest(body: bytes) -> str:
+    """A WARC digest value for `body`: `sha256:` and the base32 digest, as warcio writes it."""
+    return "sha256:" + base64.b32encode(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def digest_hex(value: str) -> str:
+    """The hex form of a WARC `sha256:` digest (base32, base16 or hex spelled)."""
+    algorithm, _, encoded = value.partition(":")
+    if algorithm.lower() != "sha256":
+        raise ValueError(f"not a sha256 digest: {value!r}")
+    if len(encoded) == 64:
+        return encoded.lower()
+    return base64.b32decode(encoded.upper()).hex()
+
+
+def warc_date(moment: datetime) -> str:
+    """A WARC-Date with microseconds (WARC/1.1), so the capture time survives exactly."""
+    return datetime_to_iso_date(moment.astimezone(UTC).replace(tzinfo=None), use_micros=True)
+
+
+def parse_warc_date(value: str) -> datetime:
+    return iso_date_to_datetime(value).replace(tzinfo=UTC)
+
+
+def redact(headers: Headers, secret: frozenset[str]) -> list[tuple[str, str]]:
+    """Headers with the values of secret ones replaced by `[redacted]`."""
+    return [(name, REDACTED if name.lower() in secret else value) for name, value in headers]
+
+
+def response_headers(http: HttpExchange, body: bytes) -> list[tuple[str, str]]:
+    """The response headers as stored: secrets redacted, wire-form headers renamed, true Content-Length."""
+    out: list[tuple[str, str]] = []
+    for name, value in redact(http.response_headers, SECRET_RESPONSE_HEADERS):
+        if name.lower() == "content-length" and value.strip() == str(len(body)):
+            continue  # written again below
+        out.append((ORIGINAL_PREFIX + name, value) if name.lower() in WIRE_HEADERS else (name, value))
+    out.append(("Content-Length", str(len(body))))
+    return out
+
+
+def request_headers(http: HttpExchange) -> list[tuple[str, str]]:
+    """The request headers as stored: secrets redacted; the length of a body not stored is renamed."""
+    return [
+        (ORIGINAL_PREFIX + name, value) if name.lower() == "content-length" else (name, value)
+        for name, value in redact(http.request_headers, SECRET_REQUEST_HEADERS)
+    ]
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    """A record holding a full payload, which a revisit record may refer to."""
+
+    warc_file: str
+    record_id: str
+    url: str
+    date: str
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """Where a page went: the file (relative to the raw directory), its record, and its payload digest."""
+
+    warc_file: str
+    record_id: str
+    payload_sha256: str
+    revisit: bool
+
+
+# Finds a payload (by its hex SHA-256) stored by an earlier crawl of the market, or None.
+EarlierLookup = Callable[[str], StoredPayload | None]
+
+
+class RawStore:
+    """One crawl's WARC file: opened with its warcinfo record, one response (or revisit) plus request
+    record per page, flushed after each record, closed at the end of the crawl."""
+
+    def __init__(
+        self,
+        directory: Path,
+        market: str,
+        crawl_id: int,
+        info: dict[str, str],
+        earlier: EarlierLookup | None = None,
+    ) -> None:
+        self.directory = directory
+        self.earlier = earlier
+        self.payloads: dict[str, StoredPayload] = {}
+        self.records = 0
+        self.revisits = 0
+        folder = directory / market
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.file, self.name = _create_exclusive(folder, f"{crawl_id}-{stamp}", ".warc.gz")
+        self.warc_file = f"{market}/{self.name}"
+        self.writer = Sha256WARCWriter(self.file, gzip=True, warc_version=WARC_VERSION)
+        self.writer.write_record(self.writer.create_warcinfo_record(self.name, info))
+
+    @property
+    def bytes(self) -> int:
+        """Compressed bytes written so far."""
+        return self.file.tell()
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def write(self, item: PageItem) -> StoredRecord:
+        """Write a page's response (or revisit) and request records; returns where the page is."""
+        http = item.http or HttpExchange()
+        payload_hex = hashlib.sha256(item.body).hexdigest()
+        date = warc_date(item.fetched_at)
+        status = StatusAndHeaders(
+            f"{item.status} {http.reason}".rstrip(), response_headers(http, item.body), protocol=http.protocol
+        )
+        original = self.payloads.get(payload_hex) or self._earlier(payload_hex)
+        if original is not None:
+            record = self.writer.create_revisit_record(
+                item.url,
+                sha256_digest(item.body),
+                original.url,
+                original.date,
+                http_headers=status,
+                warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": original.record_id},
+            )
+        else:
+            record = self.writer.create_warc_record(
+                item.url,
+                "response",
+                payload=BytesIO(item.body),
+                length=len(item.body),
+                http_headers=status,
+                warc_headers_dict={"WARC-Date": date},
+            )
+        record_id = record.rec_headers.get_header("WARC-Record-ID")
+        self.writer.write_record(record)
+        self.writer.write_record(self._request(item, http, date, record_id))
+        self.records += 1
+        if original is not None:
+            self.revisits += 1
+        else:
+            self.payloads[payload_hex] = StoredPayload(self.warc_file, record_id, item.url, date)
+        return StoredRecord(self.warc_file, record_id, payload_hex, original is not None)
+
+    def _earlier(self, payload_hex: str) -> StoredPayload | None:
+        if self.earlier is None:
+            return None
+        found = self.earlier(payload_hex)
+        # A revisit must resolve: never refer to a file that is no longer in the store.
+        if found is None or not (self.directory / found.warc_file).is_file():
+            return None
+        self.payloads[payload_hex] = found
+        return found
+
+    def _request(self, item: PageItem, http: HttpExchange, date: str, concurrent_to: str) -> ArcWarcRecord:
+        parts = urlsplit(item.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        line = StatusAndHeaders(
+            f"{http.method} {target} {http.protocol}", request_headers(http), is_http_request=True
+        )
+        return self.writer.create_warc_record(
+            item.url,
+            "request",
+            http_headers=line,
+            warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": concurrent_to},
+        )
+
+
+def _create_exclusive(folder: Path, stem: str, suffix: str) -> tuple[IO[bytes], str]:
+    """A new file that no other crawl writes to (two crawls may start in the same second)."""
+    for attempt in range(1000):
+        name = f"{stem}{f'-{attempt}' if attempt else ''}{suffix}"
+        try:
+            return open(folder / name, "xb"), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free WARC file name for {stem} in {folder}")
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A response or revisit record read back: what re-parsing and verification need."""
+
+    record_id: str
+    kind: str  # "response" or "revisit"
+    url: str
+    date: datetime
+    status: int
+    headers: list[tuple[str, str]]
+    payload_sha256: str  # hex
+    body: bytes | None  # None for a revisit: the payload is in the record it refers to
+    refers_to: str | None
+    offset: int
+
+
+def read_records(path: Path) -> Iterator[RawRecord]:
+    """The response and revisit records of a WARC file, in order; raises on any digest mismatch."""
+    with path.open("rb") as stream:
+        iterator = ArchiveIterator(stream, check_digests="raise")
+        for record in iterator:
+            if record.rec_type not in ("response", "revisit"):
+                _drain(record)
+                continue
+            yield _raw_record(record, iterator.get_record_offset)
+
+
+def _raw_record(record: ArcWarcRecord, offset: Callable[[], int]) -> RawRecord:
+    headers = record.rec_headers
+    # Reading the block through is what checks the digests; only then may the offset be asked
+    # (warcio skips to the record's end to tell it).
+    body = record.raw_stream.read()
+    http = record.http_headers
+    digest = headers.get_header("WARC-Payload-Digest")
+    if not digest:
+        raise ValueError(f"WARC record {headers.get_header('WARC-Record-ID')} has no payload digest")
+    return RawRecord(
+        record_id=headers.get_header("WARC-Record-ID"),
+        kind=record.rec_type,
+        url=headers.get_header("WARC-Target-URI"),
+        date=parse_warc_date(headers.get_header("WARC-Date")),
+        status=int(http.get_statuscode()) if http else 0,
+        headers=list(http.headers) if http else [],
+        payload_sha256=digest_hex(digest),
+        body=body if record.rec_type == "response" else None,
+        refers_to=headers.get_header("WARC-Refers-To"),
+        offset=offset(),
+    )
+
+
+def _drain(record: ArcWarcRecord) -> None:
+    while record.raw_stream.read(1 << 16):
+        pass
+
+
+class RecordReader:
+    """Random access to records by id across the raw store, for resolving revisits: each file is
+    indexed (record id -> offset) once, then records are read by seeking to their gzip member."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.offsets: dict[str, dict[str, int]] = {}
+
+    def index(self, warc_file: str) -> dict[str, int]:
+        if warc_file not in self.offsets:
+            self.offsets[warc_file] = {
+                r.record_id: r.offset for r in read_records(self.directory / warc_file)
+            }
+        return self.offsets[warc_file]
+
+    def read(self, warc_file: str, record_id: str) -> RawRecord:
+        """One record of a file; raises LookupError when the file does not hold it."""
+        offset = self.index(warc_file).get(record_id)
+        if offset is None:
+            raise LookupError(f"{warc_file} holds no record {record_id}")
+        with (self.directory / warc_file).open("rb") as stream:
+            stream.seek(offset)
+            for record in ArchiveIterator(stream, check_digests="raise"):
+                return _raw_record(record, lambda: offset)
+        raise LookupError(f"{warc_file}: no record at offset {offset}")
+
+
+def warcinfo_fields(**values: Any) -> dict[str, str]:
+    """warcinfo fields in order; unknown values are written as `unknown` rather than left out."""
+    return {
+        name.replace("_", "-"): "unknown" if value is None else str(value) for name, value in values.items()
+    }
+
+
+def raw_dir(setting: str | None) -> Path:
+    """The raw store's directory: the setting, else $DNM_RAW_DIR, else var/warc."""
+    return Path(setting or os.environ.get("DNM_RAW_DIR") or "var/warc")

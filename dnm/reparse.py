@@ -1,0 +1,263 @@
+"""Re-parsing a crawl from its raw captures (`dnm reparse`): today's profile on the crawl's bytes, no network.
+
+The crawl's WARC file is read record by record (each digest checked); a revisit record is resolved
+to the record holding its payload, in this file or an earlier crawl's (found through the pages
+table). Each record becomes the PageItem the spider made of it (URL, status, body, capture time =
+WARC-Date, encoding as Scrapy reads it) with its page type classified by today's profile (barrier
+and mirror-check pages keep theirs: they were never parsed). The items then go through the crawl's
+own pipeline code (pipelines.extraction, pipelines.normalization, the coverage counter and the
+archive writer) into a NEW crawl row with `reparse_of` set and transport `reparse`; the crawl read is
+never touched. Every snapshot is stamped with the profile version that read it (`profile_version`)
+and links to its page, whose row points at the same WARC record as the original's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urljoin
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.http import Headers, TextResponse
+from scrapy.responsetypes import responsetypes
+from scrapy.settings import Settings
+from scrapy.statscollectors import StatsCollector
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dnm import __version__
+from dnm.archive import ArchiveWriter, CrawlSetup
+from dnm.coverage import CoverageExtension, shortfalls
+from dnm.extraction import classify, extract_links
+from dnm.items import PageItem
+from dnm.profile import Profile, load_profile
+from dnm.rawstore import RawRecord, RecordReader, read_records
+from models import Crawl, Market, Page
+from pipelines.extraction import ExtractionPipeline
+from pipelines.normalization import NormalizationPipeline
+from pipelines.storage import captured_page, crawl_status
+
+logger = logging.getLogger(__name__)
+# Revisits refer to the first stored copy of a payload; a chain longer than this is a broken store.
+MAX_REVISIT_HOPS = 16
+
+
+class ReparseError(Exception):
+    """A crawl that cannot be re-parsed (unknown, no raw captures, a capture missing or corrupt)."""
+
+
+@dataclass
+class ReparseResult:
+    """The new crawl a re-parse made."""
+
+    crawl_id: int
+    reparse_of: int
+    status: str
+    status_reason: str | None
+    pages: int
+    revisits: int
+    parser_version: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class _Signals:
+    """Signals of the stand-in crawler: a re-parse has no engine to send any."""
+
+    def connect(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _ReparseCrawler:
+    """What the pipelines and the coverage counter use of a Scrapy crawler: settings, stats, the spider's
+    profile. They run unchanged on it, so a re-parse reads pages with exactly the crawl's code."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.settings = Settings()
+        self.signals = _Signals()
+        self.spider = self
+        self.profile = profile
+        self.stats = StatsCollector(cast(Crawler, self))
+
+
+def reparse(
+    engine: Engine, crawl_id: int, raw_directory: Path, profile_dir: Path | None = None
+) -> ReparseResult:
+    """Re-parse crawl `crawl_id` from its WARC file(s) under `raw_directory` into a new crawl row."""
+    with Session(engine) as session:
+        original = session.get(Crawl, crawl_id)
+        if original is None:
+            raise ReparseError(f"the archive holds no crawl {crawl_id}")
+        market = session.scalar(select(Market.slug).where(Market.id == original.market_id))
+        pages = session.execute(
+            select(Page.warc_file, Page.warc_record_id, Page.page_type)
+            .where(Page.crawl_id == crawl_id, Page.warc_record_id.is_not(None))
+            .order_by(Page.id)
+        ).all()
+        settings_sha256, mirror = original.settings_sha256, original.mirror
+        finish_reason = str((original.stats or {}).get("finish_reason") or "finished")
+    assert market is not None
+    if not pages:
+        raise ReparseError(
+            f"crawl {crawl_id} has no raw captures (made before the raw store, or a re-parse itself)"
+        )
+    files = list(dict.fromkeys(page.warc_file for page in pages))
+    for name in files:
+        if not (raw_directory / name).is_file():
+            raise ReparseError(f"raw capture file {raw_directory / name} of crawl {crawl_id} is missing")
+    page_types = {page.warc_record_id: page.page_type for page in pages}
+    profile = load_profile(market, profile_dir)
+
+    crawler = _ReparseCrawler(profile)
+    stats = crawler.stats
+    as_crawler = cast(Crawler, crawler)
+    pipelines: list[Any] = [ExtractionPipeline(as_crawler), NormalizationPipeline(as_crawler)]
+    for pipeline in pipelines:
+        pipeline.open_spider()
+    coverage = CoverageExtension(as_crawler)
+    for path in profile.start:
+        # Page keys are path and query: the host of these stand-in requests does not matter.
+        request = Request(urljoin("http://reparse.invalid/", path.lstrip("/")))
+        request.meta["dnm_expected_type"] = profile.pages[0].name
+        coverage.request_scheduled(request, crawler)
+
+    writer = ArchiveWriter(
+        engine,
+        profile,
+        CrawlSetup(
+            tool_version=__version__,
+            settings_sha256=settings_sha256,
+            transport="reparse",
+            mirror=mirror,
+            reparse_of=crawl_id,
+        ),
+    )
+    new_id = writer.begin()
+    stats.set_value("dnm/crawl_id", new_id)
+    stats.set_value("dnm/reparse/of", crawl_id)
+    resolver = _Resolver(engine, raw_directory)
+    failed = 0
+    for warc_file in files:
+        for record in read_records(raw_directory / warc_file):
+            item = _page_item(profile, warc_file, record, resolver.body(warc_file, record), page_types)
+            stats.inc_value("dnm/reparse/records")
+            if record.kind == "revisit":
+                stats.inc_value("dnm/reparse/revisits")
+            if ":" not in item.page_type:  # as the spider counts: content pages only
+                stats.inc_value(f"dnm/pages/{item.page_type}")
+            for pipeline in pipelines:
+                item = pipeline.process_item(item)
+            coverage.item_scraped(item, None, crawler)
+            for request in _links(profile, item):
+                coverage.request_scheduled(request, crawler)
+            try:
+                writer.write_page(captured_page(item), item.records)
+            except Exception:
+                failed += 1
+                stats.inc_value("dnm/storage/errors")
+                logger.exception("could not store the re-parse of %s", item.url)
+                continue
+            stats.inc_value("dnm/stored/pages")
+            if item.is_content:
+                stats.inc_value("dnm/stored/content_pages")
+            for record_ in item.records:
+                stats.inc_value(f"dnm/stored/{record_.kind}")
+    values = stats.get_stats()
+    status, why = crawl_status(
+        finish_reason,
+        failed,
+        values.get("dnm/stored/content_pages", 0),
+        shortfalls(values, profile.completeness.threshold),
+    )
+    stats.set_value("finish_reason", finish_reason)
+    stats.set_value("dnm/records/duplicate", writer.duplicates)
+    stats.set_value("dnm/crawl_status", status)
+    writer.finish(status, why, dict(stats.get_stats()))
+    return ReparseResult(
+        crawl_id=new_id,
+        reparse_of=crawl_id,
+        status=status,
+        status_reason=why,
+        pages=int(values.get("dnm/reparse/records", 0)),
+        revisits=int(values.get("dnm/reparse/revisits", 0)),
+        parser_version=profile.parser_version,
+        stats=dict(stats.get_stats()),
+    )
+
+
+def _page_item(
+    profile: Profile, warc_file: str, record: RawRecord, body: bytes, page_types: dict[str, str]
+) -> PageItem:
+    """The PageItem the spider made of a captured response, its page type read with today's profile."""
+    headers = Headers(record.headers)
+    response_class = responsetypes.from_args(headers=headers, url=record.url, body=body)
+    response = response_class(url=record.url, status=record.status, headers=headers, body=body)
+    text = isinstance(response, TextResponse)
+    page_type = page_types.get(record.record_id, "unknown")
+    if ":" not in page_type:
+        # Content pages are classified again: today's profile may know a page the old one did not.
+        rule = classify(profile, record.url, response.selector) if text else None
+        page_type = rule.name if rule else "unknown"
+    return PageItem(
+        url=record.url,
+        page_type=page_type,
+        status=record.status,
+        body=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+        fetched_at=record.date,
+        encoding=response.encoding if text else "latin-1",
+        selector=response.selector if text else None,
+        warc_file=warc_file,
+        warc_record_id=record.record_id,
+        payload_sha256=record.payload_sha256,
+    )
+
+
+def _links(profile: Profile, item: PageItem) -> Iterator[Request]:
+    """The requests the spider would have made from this page, for the coverage counter."""
+    if not item.is_content or item.selector is None:
+        return
+    rule = profile.page(item.page_type)
+    for url, to in extract_links(rule, item.selector, item.url):
+        yield Request(url, meta={"dnm_expected_type": to})
+
+
+class _Resolver:
+    """Payloads of revisit records: the record they refer to, in any crawl's file (via the pages table)."""
+
+    def __init__(self, engine: Engine, raw_directory: Path) -> None:
+        self.engine = engine
+        self.reader = RecordReader(raw_directory)
+        self.files: dict[str, str | None] = {}
+
+    def body(self, warc_file: str, record: RawRecord) -> bytes:
+        if record.body is not None:
+            return record.body
+        current, hops = record, 0
+        while current.body is None:
+            if current.refers_to is None or hops >= MAX_REVISIT_HOPS:
+                raise ReparseError(f"revisit {record.record_id} in {warc_file} does not resolve to a payload")
+            where = self.file_of(current.refers_to) or warc_file
+            try:
+                current = self.reader.read(where, current.refers_to)
+            except (LookupError, OSError) as exc:
+                raise ReparseError(f"revisit {record.record_id} in {warc_file}: {exc}") from exc
+            hops += 1
+        if current.payload_sha256 != record.payload_sha256:
+            raise ReparseError(
+                f"revisit {record.record_id} in {warc_file} refers to {current.record_id}, "
+                f"whose payload digest differs"
+            )
+        return current.body
+
+    def file_of(self, record_id: str) -> str | None:
+        if record_id not in self.files:
+            with Session(self.engine) as session:
+                self.files[record_id] = session.scalar(
+                    select(Page.warc_file).where(Page.warc_record_id == record_id).order_by(Page.id).limit(1)
+                )
+        return self.files[record_id]

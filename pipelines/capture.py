@@ -1,0 +1,128 @@
+"""Capture: writes each page to the crawl's WARC file (dnm.rawstore) and links the page to its record.
+
+Runs before storage, so the `pages` row carries `warc_file`, `warc_record_id` and `payload_sha256`.
+The file is opened at the first page (the crawl row, hence the crawl id, exists by then), flushed
+after every record and closed at spider_closed: a crash loses at most the record in flight. A payload
+the market's archive already holds (this crawl, or an earlier one whose file is still in the store) is
+written as a revisit record. Settings: `DNM_RAW_DIR` (else $DNM_RAW_DIR, else var/warc),
+`DNM_DATABASE_URL` (earlier payloads). Stats: `dnm/warc/records` (pages written: responses and
+revisits), `dnm/warc/revisits`, `dnm/warc/bytes` (compressed size of the file), `dnm/warc/errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from sqlalchemy import Engine, select
+
+from dnm import __version__
+from dnm.items import PageItem
+from dnm.rawstore import RawStore, StoredPayload, raw_dir, warc_date, warcinfo_fields, warcio_version
+from models import Crawl, Market, Page
+from models.db import open_engine
+from pipelines.storage import settings_hash
+
+logger = logging.getLogger(__name__)
+
+
+def earlier_payloads(engine: Engine, market: str) -> Any:
+    """A lookup of payloads stored by earlier crawls of `market`: the first page that stored each."""
+
+    def lookup(payload_sha256: str) -> StoredPayload | None:
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(Page.warc_file, Page.warc_record_id, Page.url, Page.fetched_at)
+                .join(Crawl, Page.crawl_id == Crawl.id)
+                .join(Market, Crawl.market_id == Market.id)
+                .where(
+                    Page.payload_sha256 == payload_sha256,
+                    Page.warc_record_id.is_not(None),
+                    Market.slug == market,
+                    # A re-parse points at the records of the crawl it re-read; it stores nothing itself.
+                    Crawl.reparse_of.is_(None),
+                )
+                .order_by(Page.id)
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return StoredPayload(row.warc_file, row.warc_record_id, row.url, warc_date(row.fetched_at))
+
+    return lookup
+
+
+class CapturePipeline:
+    """Writes every PageItem (content, barrier and mirror-check pages alike) to the raw store."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.directory = raw_dir(crawler.settings.get("DNM_RAW_DIR"))
+        self.store: RawStore | None = None
+        self.engine: Engine | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CapturePipeline:
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    def open(self) -> RawStore:
+        """The crawl's WARC file, created with its warcinfo record."""
+        if self.store is None:
+            stats, settings = self.crawler.stats, self.crawler.settings
+            assert stats is not None
+            crawl_id = stats.get_value("dnm/crawl_id")
+            if crawl_id is None:
+                raise RuntimeError("the storage pipeline has not opened the crawl row")
+            profile = self.crawler.spider.profile  # type: ignore[union-attr]
+            self.engine = open_engine(settings.get("DNM_DATABASE_URL"))
+            info = warcinfo_fields(
+                software=f"dnm-archive/{__version__}",
+                format="WARC File Format 1.1",
+                conformsTo="https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+                dnm_market=profile.market,
+                dnm_crawl_id=crawl_id,
+                dnm_profile_version=profile.parser_version,
+                dnm_profile_sha256=profile.sha256,
+                dnm_settings_sha256=settings_hash(self.crawler),
+                dnm_transport=settings.get("DNM_TRANSPORT", "tor"),
+                dnm_tor_version=settings.get("DNM_TOR_VERSION"),
+                dnm_warcio_version=warcio_version(),
+                dnm_redacted="request Cookie, Authorization, Proxy-Authorization; response Set-Cookie; "
+                "request bodies are not stored",
+            )
+            self.store = RawStore(
+                self.directory, profile.market, crawl_id, info, earlier_payloads(self.engine, profile.market)
+            )
+            logger.info("raw captures of crawl %s go to %s", crawl_id, self.directory / self.store.warc_file)
+        return self.store
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageItem):
+            return item
+        stats = self.crawler.stats
+        assert stats is not None
+        try:
+            store = self.open()
+            stored = store.write(item)
+        except Exception:
+            # The page is still archived, without its raw capture; the stats and log say so.
+            stats.inc_value("dnm/warc/errors")
+            logger.exception("could not write %s to the raw store", item.url)
+            return item
+        item.warc_file, item.warc_record_id = stored.warc_file, stored.record_id
+        item.payload_sha256 = stored.payload_sha256
+        stats.inc_value("dnm/warc/records")
+        if stored.revisit:
+            stats.inc_value("dnm/warc/revisits")
+        stats.set_value("dnm/warc/bytes", store.bytes)
+        return item
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self.engine is not None:
+            self.engine.dispose()
