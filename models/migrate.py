@@ -16,7 +16,8 @@ import functools
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +78,46 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     revision predates migrations and is taken to be at the first one.
     """
     head = head_revision()
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-        before = current_revision(connection)
-        if before == head:
-            return before, head
-        context = MigrationContext.configure(connection)
-        if before is None:
-            tables = set(inspect(connection).get_table_names())
-            if not tables & set(Base.metadata.tables):
-                Base.metadata.create_all(connection)
-                context.stamp(script_directory(), head)
-                return None, head
-            context.stamp(script_directory(), FIRST_REVISION)
-        command.upgrade(alembic_config(connection=connection), "head")
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection):
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+            before = current_revision(connection)
+            if before == head:
+                return before, head
+            context = MigrationContext.configure(connection)
+            if before is None:
+                tables = set(inspect(connection).get_table_names())
+                if not tables & set(Base.metadata.tables):
+                    Base.metadata.create_all(connection)
+                    context.stamp(script_directory(), head)
+                    return None, head
+                context.stamp(script_directory(), FIRST_REVISION)
+            command.upgrade(alembic_config(connection=connection), "head")
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
         return before, head
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """On SQLite, no foreign key checks while migrating (restored after); elsewhere, nothing.
+
+    Batch migrations copy a table, drop the original and rename the copy: with checks on, dropping
+    a table other rows point at fails. The pragma is ignored inside a transaction, so it comes first.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
