@@ -42,6 +42,18 @@ POSTGRES_ADMIN_URL = os.environ.get(
 def pytest_configure(config: pytest.Config) -> None:
     if TEST_DATABASE not in BACKENDS:
         raise pytest.UsageError(f"DNM_TEST_DATABASE={TEST_DATABASE!r}: use one of {', '.join(BACKENDS)}")
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): the test is about the SQLite archive file itself (a file path, WAL, a tool "
+        "that opens SQLite files); skipped in the PostgreSQL pass, having run in the SQLite one",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("sqlite_only")
+    if marker is not None and TEST_DATABASE != "sqlite":
+        reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "SQLite-specific")
+        pytest.skip(f"SQLite only ({reason}); runs in the SQLite pass")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

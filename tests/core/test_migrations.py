@@ -198,3 +198,16 @@ def test_db_command_on_an_unreachable_archive_is_a_clear_error(capsys: pytest.Ca
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     assert main(["db", "current", "--database", url]) == 1
     assert "cannot open the archive" in capsys.readouterr().err
+
+
+@pytest.mark.sqlite_only("WAL and the archive file are SQLite's own")
+def test_sqlite_archive_is_a_file_in_wal_mode(database_url: str) -> None:
+    # WAL lets researchers read while a crawl writes (models/db.py); the folder is made on demand.
+    nested = database_url.replace("archive.sqlite", "deeper/archive.sqlite")
+    engine = open_engine(nested)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert Path(nested.removeprefix("sqlite:///")).is_file()
+    finally:
+        engine.dispose()
