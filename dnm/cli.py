@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_demo_run)
     _add_db_commands(commands)
     _add_reparse_command(commands)
+    _add_report_command(commands)
     return parser
 
 
@@ -634,6 +635,53 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     if result.status == "failed":
         return EXIT_FAILED
     return EXIT_OK if result.status == "complete" else EXIT_PARTIAL
+
+
+# -- dnm report: the HTML market report (dnm/analytics/report.py, docs/analytics.md) ------------------
+
+
+def _add_report_command(commands: Any) -> None:
+    report = commands.add_parser(
+        "report", help="write a self-contained HTML report of one market: activity, prices, sales, identities"
+    )
+    report.add_argument("market", metavar="MARKET", help="the market's slug in the archive")
+    report.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    report.add_argument(
+        "--output", "-o", type=Path, help="HTML file to write (default: var/reports/MARKET.html)"
+    )
+    report.add_argument("--since", type=_timestamp, help="crawls started at or after (ISO date or time, UTC)")
+    report.add_argument("--until", type=_timestamp, help="crawls started before (ISO date or time, UTC)")
+    report.add_argument(
+        "--feedback-rate",
+        type=float,
+        default=1.0,
+        help="share of sales that leave feedback, in (0, 1]; sales = feedback / rate (default 1.0)",
+    )
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dnm.analytics.crawls import Period
+    from dnm.analytics.report import build_report, write_report
+    from models.db import open_engine
+
+    if not 0 < args.feedback_rate <= 1:
+        raise CliError(f"--feedback-rate {args.feedback_rate} must be in (0, 1]", EXIT_USAGE)
+    engine = open_engine(args.database)
+    try:
+        report = build_report(
+            engine, args.market, Period(args.since, args.until), feedback_rate=args.feedback_rate
+        )
+    finally:
+        engine.dispose()
+    output = write_report(report, args.output or Path("var/reports") / f"{args.market}.html")
+    console = Console(stderr=True, soft_wrap=True)
+    if report.empty:
+        why = "no such market in the archive" if not report.market_known else "no usable crawl in the period"
+        console.print(f"{output} written: {why}, the report says so", highlight=False)
+    else:
+        console.print(f"{output} written: {len(report.crawls)} crawls of {args.market}", highlight=False)
+    return EXIT_OK
 
 
 if __name__ == "__main__":
