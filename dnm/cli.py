@@ -65,16 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_crawl_options(crawl)
     crawl.set_defaults(handler=cmd_crawl)
 
-    export = commands.add_parser("export", help="export archived snapshots as JSON Lines or CSV")
+    export = commands.add_parser("export", help="export archived snapshots as JSON Lines, CSV or Parquet")
     export.add_argument("kind", choices=("listings", "vendors", "feedback"))
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
     export.add_argument("--market", help="only this market")
+    export.add_argument("--vendor", help="only this vendor (the market's vendor id or the name shown)")
+    export.add_argument("--category", help="listings in this category (a name at any level of the path)")
+    export.add_argument("--ships-to", help="listings shipping to this ISO code or region token (DE, EU, WW)")
     export.add_argument("--crawl", type=int, help="only this crawl id")
     export.add_argument("--since", type=_timestamp, help="observed at or after (ISO date or time, UTC)")
     export.add_argument("--until", type=_timestamp, help="observed before (ISO date or time, UTC)")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
     export.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
     export.set_defaults(handler=cmd_export)
+
+    browse = commands.add_parser(
+        "browse", help="open a SQLite archive in Datasette (read-only, on loopback), tables described"
+    )
+    browse.add_argument(
+        "--database", help="archive URL or file (default: $DNM_DATABASE_URL or var/archive.sqlite)"
+    )
+    browse.add_argument("--port", type=int, default=8001)
+    browse.set_defaults(handler=cmd_browse)
 
     summary = commands.add_parser("summary", help="print the summary of a crawl (default: the latest)")
     summary.add_argument("--crawl", type=int)
@@ -279,12 +291,24 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dnm.export import WRITERS, ExportFilter, export_rows
+    from dnm.export import BINARY_WRITERS, WRITERS, ExportFilter, export_rows
     from models.db import open_engine
 
     engine = open_engine(args.database)
-    filters = ExportFilter(market=args.market, crawl_id=args.crawl, since=args.since, until=args.until)
+    filters = ExportFilter(
+        market=args.market, crawl_id=args.crawl, since=args.since, until=args.until,
+        vendor=args.vendor, category=args.category, ships_to=args.ships_to,
+    )  # fmt: skip
+    if (args.category or args.ships_to) and args.kind != "listings":
+        raise CliError("--category and --ships-to apply to listings only", EXIT_USAGE)
     rows = export_rows(engine, args.kind, filters)
+    if args.format in BINARY_WRITERS:
+        if not args.output:
+            raise CliError(f"--format {args.format} writes a file: give --output", EXIT_USAGE)
+        with args.output.open("wb") as binary:
+            count = BINARY_WRITERS[args.format](rows, binary)
+        Console(stderr=True).print(f"{count} {args.kind} rows written to {args.output}")
+        return EXIT_OK
     with ExitStack() as stack:
         out: IO[str] = (
             stack.enter_context(args.output.open("w", encoding="utf-8", newline=""))
@@ -295,6 +319,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         Console(stderr=True).print(f"{count} {args.kind} rows written to {args.output}")
     return EXIT_OK
+
+
+def cmd_browse(args: argparse.Namespace) -> int:
+    """Serve the archive with Datasette and the metadata that describes its tables and views."""
+    import json
+    import subprocess
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    from dnm.datasette import metadata
+    from models.db import database_url, open_engine
+
+    url = make_url(database_url(args.database))
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise CliError("dnm browse serves SQLite archives; for PostgreSQL use its own tools", EXIT_USAGE)
+    open_engine(str(url)).dispose()  # tables and views exist before Datasette looks
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dnm-datasette-") as meta:
+        json.dump(metadata(url.database), meta)
+        meta.flush()
+        command = [
+            sys.executable, "-m", "datasette", "serve", "--immutable", url.database,
+            "--metadata", meta.name, "--host", "127.0.0.1", "--port", str(args.port),
+        ]  # fmt: skip
+        return subprocess.call(command)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

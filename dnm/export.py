@@ -1,8 +1,8 @@
-"""Exporting the archive: rows in the documented export schema, written as JSON Lines or CSV.
+"""Exporting the archive: rows in the documented export schema, written as JSON Lines, CSV or Parquet.
 
-One row per snapshot (listings, vendors) or per feedback; filters by market, crawl and observation
-time. The schema is the researcher's contract (docs/data-dictionary.md) and the demo market's
-ground truth uses the same one.
+One row per snapshot (listings, vendors) or per feedback; filters by market, crawl, observation
+time, vendor, category and shipping destination. The schema is the researcher's contract
+(docs/data-dictionary.md) and the demo market's ground truth uses the same one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from models import (
     Category,
+    Crawl,
     Feedback,
     Listing,
     ListingSnapshot,
@@ -40,14 +41,35 @@ class ExportFilter:
     crawl_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    vendor: str | None = None  # the market's vendor id, or the vendor's name as shown (any case)
+    category: str | None = None  # a category name at any level of the listing's path (any case)
+    ships_to: str | None = None  # an ISO code or region token the listing ships to ("DE", "EU", "WW")
+
+    def keeps(self, row: dict[str, Any]) -> bool:
+        """The filters that are checked on a built row (vendor, category, ships-to)."""
+        if self.vendor and self.vendor.casefold() not in {
+            str(row.get("vendor_id") or "").casefold(),
+            str(row.get("vendor") or "").casefold(),
+        }:
+            return False
+        if self.category and self.category.casefold() not in {
+            str(c).casefold() for c in row.get("category", [])
+        }:
+            return False
+        return not (
+            self.ships_to and self.ships_to.upper() not in {str(c).upper() for c in row.get("ships_to", [])}
+        )
 
 
 def export_rows(engine: Engine, kind: str, filters: ExportFilter) -> Iterator[dict[str, Any]]:
     """Rows of one export kind, oldest observation first."""
     if kind not in KINDS:
         raise ValueError(f"unknown export kind {kind!r}; choose from {', '.join(KINDS)}")
+    if kind != "listings" and (filters.category or filters.ships_to):
+        raise ValueError("the category and ships-to filters apply to listings only")
     with Session(engine) as session:
-        yield from {"listings": _listings, "vendors": _vendors, "feedback": _feedback}[kind](session, filters)
+        rows = {"listings": _listings, "vendors": _vendors, "feedback": _feedback}[kind](session, filters)
+        yield from (row for row in rows if filters.keeps(row))
 
 
 def _snapshot_filters(query: Select[Any], snapshot: Any, filters: ExportFilter) -> Select[Any]:
@@ -55,6 +77,8 @@ def _snapshot_filters(query: Select[Any], snapshot: Any, filters: ExportFilter) 
         query = query.where(Market.slug == filters.market)
     if filters.crawl_id is not None:
         query = query.where(snapshot.crawl_id == filters.crawl_id)
+    else:  # re-parses of old captures are exported when asked for by crawl id only
+        query = query.where(snapshot.crawl_id.in_(select(Crawl.id).where(Crawl.reparse_of.is_(None))))
     if filters.since:
         query = query.where(snapshot.observed_at >= filters.since)
     if filters.until:
@@ -211,7 +235,21 @@ def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return count
 
 
+def write_parquet(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
+    """Write rows as one Parquet table (lists stay lists, shipping options stay structs). Returns the count.
+
+    Amounts stay decimal strings, as in the other formats: a float would change the shown value.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(list(rows))
+    pq.write_table(table, out)
+    return table.num_rows
+
+
 WRITERS = {"jsonl": write_jsonl, "csv": write_csv}
+BINARY_WRITERS = {"parquet": write_parquet}
 
 
 def _provenance(snap: ListingSnapshot | VendorSnapshot) -> dict[str, Any]:

@@ -73,6 +73,7 @@ def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
                 Crawl.market_id == crawl.market_id,
                 Crawl.id < crawl_id,
                 Crawl.status.in_(("complete", "partial")),
+                Crawl.reparse_of.is_(None),  # a re-parse of old captures is not a night of the market
             )
             .order_by(Crawl.id.desc())
             .limit(1)

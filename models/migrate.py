@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.types import TypeDecorator
 
 from models.base import Base
+from models.views import create_views, drop_views
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Archives made by create_all before migrations existed hold this revision's schema.
@@ -90,10 +91,15 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 tables = set(inspect(connection).get_table_names())
                 if not tables & set(Base.metadata.tables):
                     Base.metadata.create_all(connection)
+                    create_views(connection)
                     context.stamp(script_directory(), head)
                     return None, head
                 context.stamp(script_directory(), FIRST_REVISION)
+            # The views read the tables a migration may copy or rename (SQLite batch mode): they are
+            # dropped first and made anew from models/views.py once the tables are at head.
+            drop_views(connection)
             command.upgrade(alembic_config(connection=connection), "head")
+            create_views(connection)
             if connection.dialect.name == "sqlite":
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:

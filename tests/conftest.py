@@ -174,12 +174,17 @@ class DnmResult:
     stderr: str
 
 
+RAW_DIR = tempfile.mkdtemp(prefix="dnm-warc-")
+
+
 def run_dnm(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> DnmResult:
     """Run the `dnm` command in a fresh process (Scrapy's reactor cannot restart in this one).
 
     Session cookies go to a fresh directory unless `env` names one: test crawls never share them.
+    Raw captures go to one scratch store for the whole test session (a later `dnm reparse` finds them),
+    never into the checkout's var/.
     """
-    sessions = {"DNM_SESSION_DIR": tempfile.mkdtemp(prefix="dnm-sessions-")}
+    sessions = {"DNM_SESSION_DIR": tempfile.mkdtemp(prefix="dnm-sessions-"), "DNM_RAW_DIR": RAW_DIR}
     completed = subprocess.run(
         [sys.executable, "-m", "dnm.cli", *args],
         capture_output=True,
