@@ -324,7 +324,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_browse(args: argparse.Namespace) -> int:
     """Serve the archive with Datasette and the metadata that describes its tables and views."""
     import json
-    import subprocess
     import tempfile
 
     from sqlalchemy.engine import make_url
@@ -336,14 +335,16 @@ def cmd_browse(args: argparse.Namespace) -> int:
     if url.get_backend_name() != "sqlite" or not url.database:
         raise CliError("dnm browse serves SQLite archives; for PostgreSQL use its own tools", EXIT_USAGE)
     open_engine(str(url)).dispose()  # tables and views exist before Datasette looks
+    from datasette.cli import cli as datasette
+
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dnm-datasette-") as meta:
         json.dump(metadata(url.database), meta)
         meta.flush()
-        command = [
-            sys.executable, "-m", "datasette", "serve", "--immutable", url.database,
-            "--metadata", meta.name, "--host", "127.0.0.1", "--port", str(args.port),
-        ]  # fmt: skip
-        return subprocess.call(command)
+        # In this process, not a child: stopping `dnm browse` stops the server.
+        arguments = ["serve", "--immutable", url.database, "--metadata", meta.name,
+                     "--host", "127.0.0.1", "--port", str(args.port)]  # fmt: skip
+        datasette.main(args=arguments, prog_name="datasette", standalone_mode=False)
+    return EXIT_OK
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
