@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # The suite twice, as issue 5 asks: on SQLite (the default archive), then on PostgreSQL, every test archive
 # a fresh database on the local server (DNM_TEST_DATABASE, tests/conftest.py; docs/postgresql.md). Nothing
-# is left out of the PostgreSQL pass: measured, it takes about as long as the SQLite one (7 min each, Tor
+# is left out of the PostgreSQL pass: measured, it takes about as long as the SQLite one (about 8 min each, Tor
 # tests included), well inside CI's time. Under CI=true a PostgreSQL that does not answer fails the pass.
 test: $(STAMP)
 	$(BIN)/ruff check .
