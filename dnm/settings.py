@@ -59,6 +59,8 @@ DEFAULT_REQUEST_HEADERS = {
 ROBOTSTXT_OBEY = False  # markets publish none worth obeying, and fetching it is one more request
 COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19's remote-control HTTP server: a listening port on the crawler is attack surface it needs not.
+REMOTE_CONTROL_ENABLED = False
 CONCURRENT_REQUESTS = 16
 # The spider yields one item per page; Scrapy starts this many item workers for every callback.
 CONCURRENT_ITEMS = 4

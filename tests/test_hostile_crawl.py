@@ -247,3 +247,26 @@ def test_sessions_are_kept_between_crawls_privately(tmp_path: Path) -> None:
     saved = "".join(f.read_text() for f in files)
     assert "sid" in saved and not any(a.password in saved for a in demo_accounts(1, "copperline"))
     assert not any(a.password in first.stderr + second.stderr for a in demo_accounts(1, "copperline"))
+
+
+def test_refused_captcha_answers_are_retried(tmp_path: Path) -> None:
+    """Every first answer wrong: each challenge is refused once, then passed; nothing is lost."""
+    url = archive_url(tmp_path)
+    hostility = Hostility(queue_seconds=1, gate_captcha="clock", login_required=True, login_captcha="image")
+    with DemoServer("hollowmere", 1, hostility=hostility) as server:
+        result = hostile_crawl(
+            url, server, write_accounts(tmp_path), extra=("--set", "DNM_DEMO_CAPTCHA_WRONG_FIRST=true")
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    crawl = latest_crawl(open_engine(url), "hollowmere")
+    stats = crawl.stats or {}
+    assert (
+        crawl.status == "complete" and stats["dnm/captcha/refused"] >= 1 and stats["dnm/captcha/solved"] >= 1
+    )
+    assert (
+        compare_listings(
+            list(export_rows(open_engine(url), "listings", ExportFilter(crawl_id=crawl.id))),
+            truth("hollowmere", 1, kind="listings"),
+        )
+        == []
+    )

@@ -307,7 +307,13 @@ class BarrierMiddleware:
             await asyncio.sleep(min(delay, self.max_wait) + 0.25)
             return await self.fetch(request, url)
         if verdict.kind is Kind.CAPTCHA:
-            self.limit(steps, Kind.CAPTCHA, self.captcha_attempts, "CAPTCHA answers kept being refused")
+            # A request may meet several CAPTCHAs on its way (gate, then verify, then the gate again once
+            # the first expired): what is limited is answers refused in a row, plus a loop guard.
+            if request.meta.get("dnm_captcha_refused", 0) >= self.captcha_attempts:
+                raise BarrierUnpassed(
+                    "captcha", f"CAPTCHA answers kept being refused ({self.captcha_attempts} in a row)"
+                )
+            self.limit(steps, Kind.CAPTCHA, self.captcha_attempts * 4, "CAPTCHA after CAPTCHA")
             assert verdict.gate is not None and verdict.gate.challenge is not None
             return await self.submit_challenge(request, response, verdict.gate.challenge, steps[Kind.CAPTCHA])
         # Login pages met, not refusals (those retire accounts): maintenance or a gate may interrupt a login.
@@ -406,6 +412,7 @@ class BarrierMiddleware:
         else:  # the same challenge form again: the answer was refused (and a new challenge issued)
             correct = not (isinstance(after, TextResponse) and read_challenge(rule, after) is not None)
         self.inc(f"dnm/captcha/{'solved' if correct else 'refused'}")
+        request.meta["dnm_captcha_refused"] = 0 if correct else request.meta.get("dnm_captcha_refused", 0) + 1
         self.load_solver().report(challenge, solution, correct)
         return after, sent
 
