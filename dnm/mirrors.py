@@ -88,18 +88,19 @@ class MirrorPool:
     def usable(self) -> list[Mirror]:
         return [m for m in self.mirrors if not m.refused and (m.trusted or not self.require_trust)]
 
-    def current(self) -> Mirror | None:
-        """The first usable mirror that is not down; when all are down, the one that failed least."""
-        usable = self.usable()
+    def current(self, avoid: frozenset[str] = frozenset()) -> Mirror | None:
+        """The first usable mirror that is not down (nor one of the hosts to `avoid`); when all are
+        down, the one that failed least."""
+        usable = [m for m in self.usable() if m.host not in avoid] or self.usable()
         live = [m for m in usable if not m.down]
         if live:
             return live[0]
         return min(usable, key=lambda m: m.failures_in_row) if usable else None
 
-    def rewrite(self, url: str) -> str:
-        """`url` moved onto the current mirror, if it is on one of this market's mirrors."""
+    def rewrite(self, url: str, avoid: frozenset[str] = frozenset()) -> str:
+        """`url` moved onto the current mirror (avoiding some hosts), if it is on one of this market's."""
         parts = urlsplit(url)
-        current = self.current()
+        current = self.current(avoid)
         if current is None or self.find(parts.netloc) is None or parts.netloc.lower() == current.host:
             return url
         target = urlsplit(current.url)

@@ -2,8 +2,8 @@
 
 The spider addresses every page on the canonical mirror; this middleware moves the request onto the
 mirror in use now (`spider.mirrors`, a `dnm.mirrors.MirrorPool`), counts network failures per mirror,
-and when a mirror is marked down re-sends the request to the next one without spending one of its
-retries. Requests with `meta["dnm_mirror_fixed"]` (checking one particular mirror) are left alone.
+and when a mirror is marked down, or a page has failed twice on it, re-sends the request to another
+mirror without spending one of its retries. Requests with `meta["dnm_mirror_fixed"]` (checking one particular mirror) are left alone.
 Settings: `DNM_MIRROR_FAILURES` (failures in a row before a mirror is down, read by the pool).
 Stats: `dnm/mirrors/down`, `dnm/mirrors/requeued`, `dnm/mirrors/refused`.
 """
@@ -61,7 +61,7 @@ class MirrorMiddleware:
         request.meta["dnm_mirror_sent"] = time.monotonic()
         if pool is None or request.meta.get("dnm_mirror_fixed"):
             return None
-        moved = pool.rewrite(request.url)
+        moved = pool.rewrite(request.url, frozenset(request.meta.get("dnm_mirror_avoid", ())))
         if moved == request.url:
             return None
         return request.replace(url=moved, dont_filter=True)
