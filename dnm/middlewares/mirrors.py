@@ -3,7 +3,8 @@
 The spider addresses every page on the canonical mirror; this middleware moves the request onto the
 mirror in use now (`spider.mirrors`, a `dnm.mirrors.MirrorPool`), counts network failures per mirror,
 and when a mirror is marked down, or a page has failed twice on it, re-sends the request to another
-mirror without spending one of its retries. Requests with `meta["dnm_mirror_fixed"]` (checking one particular mirror) are left alone.
+mirror without spending one of its retries. Requests with `meta["dnm_mirror_fixed"]` (checking one
+particular mirror) are left alone.
 Settings: `DNM_MIRROR_FAILURES` (failures in a row before a mirror is down, read by the pool).
 Stats: `dnm/mirrors/down`, `dnm/mirrors/requeued`, `dnm/mirrors/refused`.
 """
