@@ -174,30 +174,38 @@ class ArchiveWriter:
 
     def write_page(self, page: CapturedPage, records: list[Record]) -> None:
         """Store a page and its records atomically: either all of it is archived or none."""
+        self.write_pages([(page, records)])
+
+    def write_pages(self, pages: list[tuple[CapturedPage, list[Record]]]) -> None:
+        """Store several pages with their records in one transaction (bulk loads, benchmarks)."""
         with self.sessions.begin() as session:
-            row = Page(
-                crawl_id=self.crawl_id,
-                url=page.url,
-                page_type=page.page_type,
-                status=page.status,
-                fetched_at=page.fetched_at,
-                server_time=page.server_time,
-                sha256=page.sha256,
-                size=page.size,
-                extraction_errors=page.extraction_errors,
-                warc_file=page.warc_file,
-                warc_record_id=page.warc_record_id,
-                payload_sha256=page.payload_sha256,
-            )
-            session.add(row)
-            session.flush()
-            self._pending_feedback = []
-            # Vendors first: listings and feedback on the same page refer to them.
-            for record in sorted(records, key=lambda r: r.kind != "vendor"):
-                getattr(self, f"_store_{record.kind}")(session, row, page, record)
-            session.flush()  # one batch of inserts for the page; gives new feedback their ids
-            for feedback, known in self._pending_feedback:
-                known.id = feedback.id
+            for page, records in pages:
+                self._write_page(session, page, records)
+
+    def _write_page(self, session: Session, page: CapturedPage, records: list[Record]) -> None:
+        row = Page(
+            crawl_id=self.crawl_id,
+            url=page.url,
+            page_type=page.page_type,
+            status=page.status,
+            fetched_at=page.fetched_at,
+            server_time=page.server_time,
+            sha256=page.sha256,
+            size=page.size,
+            extraction_errors=page.extraction_errors,
+            warc_file=page.warc_file,
+            warc_record_id=page.warc_record_id,
+            payload_sha256=page.payload_sha256,
+        )
+        session.add(row)
+        session.flush()
+        self._pending_feedback = []
+        # Vendors first: listings and feedback on the same page refer to them.
+        for record in sorted(records, key=lambda r: r.kind != "vendor"):
+            getattr(self, f"_store_{record.kind}")(session, row, page, record)
+        session.flush()  # one batch of inserts for the page; gives new feedback their ids
+        for feedback, known in self._pending_feedback:
+            known.id = feedback.id
 
     # -- entities --------------------------------------------------------------------------
 
