@@ -1,0 +1,1 @@
+"""Court evidence packages: signed, timestamped, verifiable offline (docs/evidence.md)."""
