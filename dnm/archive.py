@@ -1,20 +1,26 @@
-"""Writing crawls into the archive: one crawl row, then each page with its snapshots, one transaction a page.
+"""Writing crawls into the archive: one crawl row, then each page with what it showed, a transaction a page.
 
-Snapshots are only ever added: a later crawl writes new rows and never touches an earlier crawl's.
+Storage grows with change, not with time. A page's body is a `payloads` row shared by every fetch that
+returned it. A listing's or vendor's values are a *state*, written when they differ from the entity's
+latest state (by the hash of its normalized values, `content_hash`, and the parser version); every
+crawl that sees the entity adds a *sighting*, a few integers. Nothing an earlier crawl wrote is changed.
 Entities (markets, vendors, listings, categories, keys) are upserted by the market's own ids.
-Feedback is the exception by design: one row per feedback, sighted again by later crawls.
+Feedback is stored once and sighted again by later crawls (models.feedback).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from dnm.normalize.dates import TimeSpan
@@ -29,15 +35,19 @@ from models import (
     Feedback,
     Listing,
     ListingPrice,
-    ListingSnapshot,
+    ListingSighting,
+    ListingState,
     Market,
     Page,
+    Payload,
     PgpKey,
     ShippingOption,
     ShippingRegion,
+    Url,
     Vendor,
     VendorKey,
-    VendorSnapshot,
+    VendorSighting,
+    VendorState,
 )
 from models.db import session_factory
 
@@ -95,8 +105,15 @@ class ArchiveWriter:
         self._key_links: dict[tuple[int, int], int] = {}
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
         self._pending_feedback: list[tuple[Feedback, _KnownFeedback]] = []
+        # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
+        self._states: dict[str, dict[int, tuple[int, str, str]]] = {"listing": {}, "vendor": {}}
+        self._new_states: list[tuple[str, int, ListingState | VendorState]] = []
+        self._sightings: dict[str, list[dict[str, Any]]] = {"listing": [], "vendor": []}
+        self._payloads: dict[str, int] = {}
+        self._urls: dict[str, int] = {}
         self._seen: set[tuple[str, int]] = set()
         self.duplicates = 0
+        self.states_written = 0
 
     # -- crawl lifecycle -------------------------------------------------------------------
 
@@ -147,6 +164,18 @@ class ArchiveWriter:
                 select(Category.id, Category.path_key).where(Category.market_id == market)
             )
         )
+        for kind, state in (("listing", ListingState), ("vendor", VendorState)):
+            entity, owner = (
+                (ListingState.listing_id, Listing) if kind == "listing" else (VendorState.vendor_id, Vendor)
+            )
+            latest = self._states[kind]
+            for entity_id, state_id, content, parser in session.execute(
+                select(entity, state.id, state.content_sha256, state.profile_version)
+                .join(owner, owner.id == entity)
+                .where(owner.market_id == market)
+                .order_by(state.id)
+            ):
+                latest[entity_id] = (state_id, content, parser)
         self._key_links.update(
             ((vendor_id, key_id), link_id)
             for link_id, vendor_id, key_id in session.execute(
@@ -179,33 +208,105 @@ class ArchiveWriter:
     def write_pages(self, pages: list[tuple[CapturedPage, list[Record]]]) -> None:
         """Store several pages with their records in one transaction (bulk loads, benchmarks)."""
         with self.sessions.begin() as session:
-            for page, records in pages:
-                self._write_page(session, page, records)
+            payload_ids = self._payload_ids(session, [page for page, _ in pages])
+            self._interned(session, Url.url, self._urls, {page.url: {} for page, _ in pages})
+            page_ids = session.scalars(
+                insert(Page).returning(Page.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "crawl_id": self.crawl_id,
+                        "url_id": self._urls[page.url],
+                        "page_type": page.page_type,
+                        "status": page.status,
+                        "fetched_at": page.fetched_at,
+                        "server_time": page.server_time,
+                        "extraction_errors": page.extraction_errors,
+                        "payload_id": payload_ids[page.sha256],
+                    }
+                    for page, _ in pages
+                ],
+            ).all()
+            self._pending_feedback = []
+            for page_id, (page, records) in zip(page_ids, pages, strict=True):
+                # Vendors first: listings and feedback on the same page refer to them.
+                for record in sorted(records, key=lambda r: r.kind != "vendor"):
+                    getattr(self, f"_store_{record.kind}")(session, page_id, page, record)
+            session.flush()  # new states, feedback and their children get their ids
+            for kind, entity_id, state in self._new_states:
+                self._states[kind][entity_id] = (state.id, state.content_sha256, state.profile_version)
+            self.states_written += len(self._new_states)
+            self._new_states = []
+            for kind, model in (("listing", ListingSighting), ("vendor", VendorSighting)):
+                rows = self._sightings[kind]
+                for row in rows:
+                    if not isinstance(row["state_id"], int):
+                        row["state_id"] = row["state_id"].id
+                if rows:
+                    session.execute(insert(model), rows)
+                self._sightings[kind] = []
+            for feedback, known in self._pending_feedback:
+                known.id = feedback.id
 
-    def _write_page(self, session: Session, page: CapturedPage, records: list[Record]) -> None:
-        row = Page(
-            crawl_id=self.crawl_id,
-            url=page.url,
-            page_type=page.page_type,
-            status=page.status,
-            fetched_at=page.fetched_at,
-            server_time=page.server_time,
-            sha256=page.sha256,
-            size=page.size,
-            extraction_errors=page.extraction_errors,
-            warc_file=page.warc_file,
-            warc_record_id=page.warc_record_id,
-            payload_sha256=page.payload_sha256,
+    def _payload_ids(self, session: Session, pages: list[CapturedPage]) -> dict[str, int]:
+        """The payload row of each page body, created if the archive has not held the body before."""
+        wanted = {page.sha256: page for page in pages}
+        rows = {
+            sha: {"size": page.size, "warc_file": page.warc_file, "warc_record_id": page.warc_record_id}
+            for sha, page in wanted.items()
+        }
+        for payload_id, sha, record in self._interned(
+            session, Payload.sha256, self._payloads, rows, Payload.warc_record_id
+        ):
+            page = wanted[sha]
+            if page.warc_record_id is not None and record != page.warc_record_id:
+                # Stored before without its raw capture (or in a file no longer in the store): this
+                # fetch's capture holds the bytes now.
+                session.execute(
+                    update(Payload)
+                    .where(Payload.id == payload_id)
+                    .values(warc_file=page.warc_file, warc_record_id=page.warc_record_id)
+                )
+        return {sha: self._payloads[sha] for sha in wanted}
+
+    def _interned(
+        self, session: Session, key: Any, known: dict[str, int], rows: dict[str, dict[str, Any]], *read: Any
+    ) -> list[Any]:
+        """Make sure a table of unique values (`key`) has a row for each value of `rows` (value -> other
+        columns); `known` (value -> id) is filled in. Returns (id, value, *read) of the values that were
+        not known before. Concurrent crawls may bring the same value: the insert skips a row another one
+        made first, and the select reads whichever was made.
+        """
+        missing = [value for value in rows if value not in known]
+        found: list[Any] = []
+        if not missing:
+            return found
+        table = key.class_
+        dialect = session.get_bind().dialect.name
+        upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        session.execute(
+            upsert.on_conflict_do_nothing(index_elements=[key.key]),
+            [{key.key: value, **rows[value]} for value in missing],
         )
-        session.add(row)
-        session.flush()
-        self._pending_feedback = []
-        # Vendors first: listings and feedback on the same page refer to them.
-        for record in sorted(records, key=lambda r: r.kind != "vendor"):
-            getattr(self, f"_store_{record.kind}")(session, row, page, record)
-        session.flush()  # one batch of inserts for the page; gives new feedback their ids
-        for feedback, known in self._pending_feedback:
-            known.id = feedback.id
+        for start in range(0, len(missing), 500):
+            for row in session.execute(
+                select(table.id, key, *read).where(key.in_(missing[start : start + 500]))
+            ):
+                known[row[1]] = row[0]
+                found.append(row)
+        return found
+
+    def _state(
+        self, kind: str, entity_id: int, record: Record, make: Callable[[str], ListingState | VendorState]
+    ) -> ListingState | VendorState | int:
+        """The entity's state for this record: its latest one when the values are unchanged (its id), else a
+        new state row made by `make(content_sha256)` (flushed with the page)."""
+        content = content_hash(record.kind, record.values)
+        latest = self._states[kind].get(entity_id)
+        if latest is not None and latest[1:] == (content, self.profile.parser_version):
+            return latest[0]
+        state = make(content)
+        self._new_states.append((kind, entity_id, state))
+        return state
 
     # -- entities --------------------------------------------------------------------------
 
@@ -258,17 +359,16 @@ class ArchiveWriter:
         self._keys[fingerprint] = key.id
         return key.id
 
-    def _provenance(self, row: Page, page: CapturedPage, record: Record) -> dict[str, Any]:
-        """The provenance columns of a snapshot read from `page` (see models.base.SnapshotProvenance)."""
-        return {
-            "crawl_id": self.crawl_id,
-            "page_id": row.id,
-            "observed_at": page.fetched_at,
-            "url": page.url,
-            "page_sha256": page.sha256,
-            "content_sha256": content_hash(record.kind, record.values),
-            "profile_version": self.profile.parser_version,
-        }
+    def _sighting(self, kind: str, entity_id: int, page_id: int, state: Any, **extra: Any) -> None:
+        self._sightings[kind].append(
+            {
+                "crawl_id": self.crawl_id,
+                "page_id": page_id,
+                f"{kind}_id": entity_id,
+                "state_id": state,
+                **extra,
+            }
+        )
 
     def _first_sighting(self, kind: str, entity_id: int) -> bool:
         """True once per entity per crawl: a second page showing the same listing is not a second snapshot."""
@@ -280,7 +380,7 @@ class ArchiveWriter:
 
     # -- records ---------------------------------------------------------------------------
 
-    def _store_category(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+    def _store_category(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
         values = record.values
         category_id = self._category_id(session, values["path"], values.get("category_id"))
         if not self._first_sighting("category", category_id):
@@ -289,13 +389,13 @@ class ArchiveWriter:
             CategoryObservation(
                 category_id=category_id,
                 crawl_id=self.crawl_id,
-                page_id=row.id,
+                page_id=page_id,
                 observed_at=page.fetched_at,
                 listing_count=values.get("listing_count"),
             )
         )
 
-    def _store_vendor(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+    def _store_vendor(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
         values = record.values
         vendor_id = self._vendor_id(session, values["vendor_id"], values["name"], page.fetched_at)
         if not self._first_sighting("vendor", vendor_id):
@@ -304,25 +404,36 @@ class ArchiveWriter:
         key = values.get("pgp_key")
         key_id = self._key_id(session, key["fingerprint"], key["armored"], page.fetched_at) if key else None
         printed = values.get("fingerprint")
-        snapshot = VendorSnapshot(
-            vendor_id=vendor_id,
-            **self._provenance(row, page, record),
-            name=values["name"],
-            name_shown=str(record.shown.get("name", values["name"])),
-            level=values.get("level"),
-            trust_level=values.get("trust_level"),
-            sales=values.get("sales"),
-            rating=values.get("rating"),
-            joined_on=values.get("joined_on"),
+
+        def new_state(content: str) -> VendorState:
+            state = VendorState(
+                vendor_id=vendor_id,
+                content_sha256=content,
+                profile_version=self.profile.parser_version,
+                name=values["name"],
+                name_shown=str(record.shown.get("name", values["name"])),
+                level=values.get("level"),
+                trust_level=values.get("trust_level"),
+                sales=values.get("sales"),
+                rating=values.get("rating"),
+                joined_on=values.get("joined_on"),
+                status=values.get("status"),
+                feedback_count=values.get("feedback_count"),
+                fingerprint_shown=printed,
+                pgp_key_id=key_id,
+            )
+            session.add(state)
+            return state
+
+        self._sighting(
+            "vendor",
+            vendor_id,
+            page_id,
+            self._state("vendor", vendor_id, record, new_state),
             last_seen_earliest=last_seen.earliest if last_seen else None,
             last_seen_latest=last_seen.latest if last_seen else None,
             last_seen_shown=_shown(record, "last_seen"),
-            status=values.get("status"),
-            feedback_count=values.get("feedback_count"),
-            fingerprint_shown=printed,
-            pgp_key_id=key_id,
         )
-        session.add(snapshot)
         if self.setup.reparse_of is None and self._vendor_names.get(vendor_id) != values["name"]:
             # The entity carries the latest name; the snapshots keep every name it had.
             session.execute(update(Vendor).where(Vendor.id == vendor_id).values(name=values["name"]))
@@ -353,7 +464,7 @@ class ArchiveWriter:
             changes["printed_fingerprint_matches"] = matches
         session.execute(update(VendorKey).where(VendorKey.id == link_id).values(**changes))
 
-    def _store_listing(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+    def _store_listing(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
         values = record.values
         listing_id = self._listing_id(session, values["listing_id"], page.fetched_at)
         if not self._first_sighting("listing", listing_id):
@@ -367,39 +478,45 @@ class ArchiveWriter:
         path = values.get("category")
         category_id = self._category_id(session, path) if path else None
         price: Price | None = values.get("price")
-        snapshot = ListingSnapshot(
-            listing_id=listing_id,
-            **self._provenance(row, page, record),
-            vendor_id=vendor_id,
-            vendor_name=values.get("vendor"),
-            category_id=category_id,
-            title=values["title"],
-            description=values.get("description"),
-            price_amount=price.amount if price else None,
-            price_currency=price.currency if price else None,
-            price_unit=price.unit if price else None,
-            price_shown=price.shown if price else _shown(record, "prices"),
-            escrow=values.get("escrow"),
-            stock=values.get("stock"),
-            stock_shown=_shown(record, "stock"),
-            ships_from_shown=_shown(record, "ships_from"),
-            ships_to_shown=_shown(record, "ships_to"),
-        )
-        snapshot.prices = [
-            ListingPrice(position=n, amount=p.amount, currency=p.currency, unit=p.unit, shown=p.shown)
-            for n, p in enumerate(values.get("prices") or [])
-        ]
-        snapshot.regions = [
-            ShippingRegion(role=role, position=n, code=code)
-            for role, codes in _region_roles(values)
-            for n, code in enumerate(codes)
-        ]
-        snapshot.shipping_options = [
-            _shipping_option(n, option) for n, option in enumerate(values.get("shipping_options") or [])
-        ]
-        session.add(snapshot)
 
-    def _store_feedback(self, session: Session, row: Page, page: CapturedPage, record: Record) -> None:
+        def new_state(content: str) -> ListingState:
+            state = ListingState(
+                listing_id=listing_id,
+                content_sha256=content,
+                profile_version=self.profile.parser_version,
+                vendor_id=vendor_id,
+                vendor_name=values.get("vendor"),
+                category_id=category_id,
+                title=values["title"],
+                description=values.get("description"),
+                price_amount=price.amount if price else None,
+                price_currency=price.currency if price else None,
+                price_unit=price.unit if price else None,
+                price_shown=price.shown if price else _shown(record, "prices"),
+                escrow=values.get("escrow"),
+                stock=values.get("stock"),
+                stock_shown=_shown(record, "stock"),
+                ships_from_shown=_shown(record, "ships_from"),
+                ships_to_shown=_shown(record, "ships_to"),
+            )
+            state.prices = [
+                ListingPrice(position=n, amount=p.amount, currency=p.currency, unit=p.unit, shown=p.shown)
+                for n, p in enumerate(values.get("prices") or [])
+            ]
+            state.regions = [
+                ShippingRegion(role=role, position=n, code=code)
+                for role, codes in _region_roles(values)
+                for n, code in enumerate(codes)
+            ]
+            state.shipping_options = [
+                _shipping_option(n, option) for n, option in enumerate(values.get("shipping_options") or [])
+            ]
+            session.add(state)
+            return state
+
+        self._sighting("listing", listing_id, page_id, self._state("listing", listing_id, record, new_state))
+
+    def _store_feedback(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
         values = record.values
         vendor_id = self._vendor_id(session, values["vendor_id"], None, page.fetched_at)
         listing_key = values.get("listing_id")

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import (
@@ -26,6 +26,7 @@ from models import (
     ListingSnapshot,
     Market,
     PgpKey,
+    ShippingRegion,
     Vendor,
     VendorSnapshot,
 )
@@ -72,6 +73,28 @@ def export_rows(engine: Engine, kind: str, filters: ExportFilter) -> Iterator[di
         yield from (row for row in rows if filters.keeps(row))
 
 
+def _narrowed(query: Select[Any], filters: ExportFilter, vendor_columns: tuple[Any, ...]) -> Select[Any]:
+    """The vendor, category and ships-to filters as SQL, so that a year of snapshots is not read to keep
+    a few. They may keep more than the filters do (`ExportFilter.keeps` still decides on every row): SQL's
+    lower() only matches Python's casefold() on ASCII, so other values are left to `keeps` alone."""
+    if filters.vendor and filters.vendor.isascii():
+        wanted = filters.vendor.lower()
+        query = query.where(or_(*(func.lower(column) == wanted for column in vendor_columns)))
+    if filters.category and filters.category.isascii():
+        query = query.where(func.lower(Category.path_key).contains(filters.category.lower(), autoescape=True))
+    if filters.ships_to:
+        query = query.where(
+            select(ShippingRegion.id)
+            .where(
+                ShippingRegion.state_id == ListingSnapshot.state_id,
+                ShippingRegion.role == "to",
+                ShippingRegion.code == filters.ships_to.upper(),
+            )
+            .exists()
+        )
+    return query
+
+
 def _snapshot_filters(query: Select[Any], snapshot: Any, filters: ExportFilter) -> Select[Any]:
     if filters.market:
         query = query.where(Market.slug == filters.market)
@@ -100,6 +123,7 @@ def _listings(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any
         .order_by(ListingSnapshot.observed_at, ListingSnapshot.id)
     )
     query = _snapshot_filters(query, ListingSnapshot, filters)
+    query = _narrowed(query, filters, (Vendor.vendor_key, Vendor.name, ListingSnapshot.vendor_name))
     for snap, listing, market, vendor, category in session.execute(query).yield_per(500):
         regions: dict[str, list[str]] = {"from": [], "to": [], "excluded": []}
         for region in snap.regions:
@@ -144,6 +168,7 @@ def _vendors(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any]
         .order_by(VendorSnapshot.observed_at, VendorSnapshot.id)
     )
     query = _snapshot_filters(query, VendorSnapshot, filters)
+    query = _narrowed(query, filters, (Vendor.vendor_key, VendorSnapshot.name))
     for snap, vendor, market, key in session.execute(query).yield_per(500):
         yield {
             "market": market.slug,
@@ -175,6 +200,7 @@ def _feedback(session: Session, filters: ExportFilter) -> Iterator[dict[str, Any
         .outerjoin(Listing, Feedback.listing_id == Listing.id)
         .order_by(Feedback.id)
     )
+    query = _narrowed(query, filters, (Vendor.vendor_key, Vendor.name))
     if filters.market:
         query = query.where(Market.slug == filters.market)
     if filters.crawl_id is not None:

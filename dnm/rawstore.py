@@ -4,9 +4,16 @@ Layout: `<DNM_RAW_DIR>/<market>/<crawl_id>-<UTC timestamp>.warc.gz`, gzip-compre
 (each record its own gzip member, so a reader can seek to any record). The file opens with a
 `warcinfo` record (tool, profile, settings, transport, tor and warcio versions); then, for each page,
 a `response` record (status line, headers and body, as Scrapy delivered them) and its `request`
-record (method, target and headers; never a request body). A payload already stored in this crawl or
-an earlier crawl of the same market is written as a `revisit` record (profile
-identical-payload-digest) that refers to the record holding it, instead of the body again.
+record (method, target and headers; never a request body). Identical payloads are stored once:
+- a payload already written by this crawl gets a `revisit` record (profile identical-payload-digest)
+  referring to the response record in the same file, and its request record;
+- a payload an earlier crawl stored (a page unchanged since) gets one line in the crawl's *fetch log*:
+  `metadata` records (Content-Type `application/x-ndjson`, target `urn:x-dnm:fetch-log:<crawl>:<n>`),
+  one JSON object per fetch (uri, date, method, status, payload_digest, refers_to, refers_to_file),
+  written every LOG_CHUNK fetches and at close. A revisit record and its request record cost about
+  1 KB compressed (record ids and digests do not compress); a log line costs about 60 bytes, which is
+  what lets a night that finds the market unchanged add a few percent of the first night's bytes.
+  The log's response headers are not kept (they are the stored record's, but for the Date).
 
 Secrets never enter the file: request `Cookie`, `Authorization` and `Proxy-Authorization` and
 response `Set-Cookie` values are replaced by `[redacted]`, and request bodies (login forms) are not
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -110,31 +118,39 @@ def request_headers(http: HttpExchange) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class StoredPayload:
-    """A record holding a full payload, which a revisit record may refer to."""
+    """A record holding a full payload, which a revisit record or a fetch-log line may refer to."""
 
     warc_file: str
     record_id: str
-    url: str
-    date: str
+    url: str | None = None
+    date: str | None = None
 
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """Where a page went: the file (relative to the raw directory), its record, and its payload digest."""
+    """Where a page's bytes are: the file (relative to the raw directory) and the response record holding
+    its payload, and the payload digest. `revisit`: this fetch was written as a revisit record; `logged`:
+    as a fetch-log line (the payload is in an earlier crawl's file)."""
 
     warc_file: str
     record_id: str
     payload_sha256: str
-    revisit: bool
+    revisit: bool = False
+    logged: bool = False
 
 
-# Finds a payload (by its hex SHA-256) stored by an earlier crawl of the market, or None.
+# Finds a payload (by its hex SHA-256) stored by an earlier crawl, or None.
 EarlierLookup = Callable[[str], StoredPayload | None]
+# Fetch-log lines buffered before they are written as one metadata record: a crash loses at most these
+# lines of the raw log (the pages table still has each fetch, and every payload is already stored).
+LOG_CHUNK = 500
+FETCH_LOG_TYPE = "application/x-ndjson"
+FETCH_LOG_URI = "urn:x-dnm:fetch-log:"
 
 
 class RawStore:
-    """One crawl's WARC file: opened with its warcinfo record, one response (or revisit) plus request
-    record per page, flushed after each record, closed at the end of the crawl."""
+    """One crawl's WARC file: opened with its warcinfo record; per page a response (or revisit) plus its
+    request record, or a fetch-log line; flushed after each record, closed at the end of the crawl."""
 
     def __init__(
         self,
@@ -146,9 +162,16 @@ class RawStore:
     ) -> None:
         self.directory = directory
         self.earlier = earlier
+        self.crawl_id = crawl_id
+        # Payloads this file holds, and payloads earlier crawls' files hold (looked up once each).
         self.payloads: dict[str, StoredPayload] = {}
+        self.earlier_payloads: dict[str, StoredPayload | None] = {}
         self.records = 0
         self.revisits = 0
+        self.logged = 0
+        self.log: list[dict[str, Any]] = []
+        self.log_records = 0
+        self.final_size = 0
         folder = directory / market
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -159,12 +182,32 @@ class RawStore:
 
     @property
     def bytes(self) -> int:
-        """Compressed bytes written so far."""
-        return self.file.tell()
+        """Compressed bytes written so far (the file's size once closed)."""
+        return self.final_size if self.file.closed else self.file.tell()
 
     def close(self) -> None:
         if not self.file.closed:
+            self.flush_log()
+            self.final_size = self.file.tell()
             self.file.close()
+
+    def flush_log(self) -> None:
+        """Write the buffered fetch-log lines as one metadata record."""
+        if not self.log:
+            return
+        body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in self.log).encode()
+        self.log_records += 1
+        record = self.writer.create_warc_record(
+            f"{FETCH_LOG_URI}{self.crawl_id}:{self.log_records}",
+            "metadata",
+            payload=BytesIO(body),
+            length=len(body),
+            warc_content_type=FETCH_LOG_TYPE,
+            warc_headers_dict={"WARC-Date": warc_date(datetime.now(UTC))},
+        )
+        self.writer.write_record(record)
+        self.file.flush()
+        self.log = []
 
     def write(self, item: PageItem) -> StoredRecord:
         """Write a page's response (or revisit) and request records; returns where the page is."""
@@ -174,8 +217,26 @@ class RawStore:
         status = StatusAndHeaders(
             f"{item.status} {http.reason}".rstrip(), response_headers(http, item.body), protocol=http.protocol
         )
-        original = self.payloads.get(payload_hex) or self._earlier(payload_hex)
+        original = self.payloads.get(payload_hex)
+        earlier = None if original is not None else self._earlier(payload_hex)
+        if earlier is not None:
+            self.log.append(
+                {
+                    "uri": item.url,
+                    "date": date,
+                    "method": http.method,
+                    "status": item.status,
+                    "payload_digest": sha256_digest(item.body),
+                    "refers_to": earlier.record_id,
+                    "refers_to_file": earlier.warc_file,
+                }
+            )
+            self.logged += 1
+            if len(self.log) >= LOG_CHUNK:
+                self.flush_log()
+            return StoredRecord(earlier.warc_file, earlier.record_id, payload_hex, logged=True)
         if original is not None:
+            assert original.url is not None and original.date is not None
             record = self.writer.create_revisit_record(
                 item.url,
                 sha256_digest(item.body),
@@ -196,22 +257,24 @@ class RawStore:
         record_id = record.rec_headers.get_header("WARC-Record-ID")
         self.writer.write_record(record)
         self.writer.write_record(self._request(item, http, date, record_id))
+        self.file.flush()
         self.records += 1
         if original is not None:
             self.revisits += 1
-        else:
-            self.payloads[payload_hex] = StoredPayload(self.warc_file, record_id, item.url, date)
-        return StoredRecord(self.warc_file, record_id, payload_hex, original is not None)
+            return StoredRecord(original.warc_file, original.record_id, payload_hex, revisit=True)
+        self.payloads[payload_hex] = StoredPayload(self.warc_file, record_id, item.url, date)
+        return StoredRecord(self.warc_file, record_id, payload_hex)
 
     def _earlier(self, payload_hex: str) -> StoredPayload | None:
         if self.earlier is None:
             return None
-        found = self.earlier(payload_hex)
-        # A revisit must resolve: never refer to a file that is no longer in the store.
-        if found is None or not (self.directory / found.warc_file).is_file():
-            return None
-        self.payloads[payload_hex] = found
-        return found
+        if payload_hex not in self.earlier_payloads:
+            found = self.earlier(payload_hex)
+            # A log line must resolve: never refer to a file that is no longer in the store.
+            if found is not None and not (self.directory / found.warc_file).is_file():
+                found = None
+            self.earlier_payloads[payload_hex] = found
+        return self.earlier_payloads[payload_hex]
 
     def _request(self, item: PageItem, http: HttpExchange, date: str, concurrent_to: str) -> ArcWarcRecord:
         parts = urlsplit(item.url)
@@ -266,6 +329,16 @@ def read_records(path: Path) -> Iterator[RawRecord]:
                 _drain(record)
                 continue
             yield _raw_record(record, iterator.get_record_offset)
+
+
+def read_fetch_log(path: Path) -> Iterator[dict[str, Any]]:
+    """The fetch-log lines of a WARC file, in order (digests checked as the records are read)."""
+    with path.open("rb") as stream:
+        for record in ArchiveIterator(stream, check_digests="raise"):
+            body = record.raw_stream.read()
+            kind = record.rec_headers.get_header("Content-Type")
+            if record.rec_type == "metadata" and kind == FETCH_LOG_TYPE:
+                yield from (json.loads(line) for line in body.decode().splitlines() if line)
 
 
 def _raw_record(record: ArcWarcRecord, offset: Callable[[], int]) -> RawRecord:

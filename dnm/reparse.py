@@ -1,9 +1,10 @@
 """Re-parsing a crawl from its raw captures (`dnm reparse`): today's profile on the crawl's bytes, no network.
 
-The crawl's WARC file is read record by record (each digest checked); a revisit record is resolved
-to the record holding its payload, in this file or an earlier crawl's (found through the pages
-table). Each record becomes the PageItem the spider made of it (URL, status, body, capture time =
-WARC-Date, encoding as Scrapy reads it) with its page type classified by today's profile (barrier
+The crawl's pages are read in the order they were archived; each page's body is read from the WARC
+record holding its payload (this crawl's file, or an earlier crawl's for a page unchanged since: see
+dnm.rawstore), with every digest checked and the payload's SHA-256 compared with the page's. Each page
+becomes the PageItem the spider made of it (URL, status and capture time of the fetch; headers and body
+of the record; encoding as Scrapy reads it) with its page type classified by today's profile (barrier
 and mirror-check pages keep theirs: they were never parsed). The items then go through the crawl's
 own pipeline code (pipelines.extraction, pipelines.normalization, the coverage counter and the
 archive writer) into a NEW crawl row with `reparse_of` set and transport `reparse`; the crawl read is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urljoin
@@ -36,8 +37,8 @@ from dnm.coverage import CoverageExtension, shortfalls
 from dnm.extraction import classify, extract_links
 from dnm.items import PageItem
 from dnm.profile import Profile, load_profile
-from dnm.rawstore import RawRecord, RecordReader, read_records
-from models import Crawl, Market, Page
+from dnm.rawstore import RawRecord, RecordReader
+from models import Crawl, Market, Page, Payload
 from pipelines.extraction import ExtractionPipeline
 from pipelines.normalization import NormalizationPipeline
 from pipelines.storage import captured_page, crawl_status
@@ -94,10 +95,14 @@ def reparse(
             raise ReparseError(f"the archive holds no crawl {crawl_id}")
         market = session.scalar(select(Market.slug).where(Market.id == original.market_id))
         pages = session.execute(
-            select(Page.warc_file, Page.warc_record_id, Page.page_type)
-            .where(Page.crawl_id == crawl_id, Page.warc_record_id.is_not(None))
+            select(
+                Page.url, Page.page_type, Page.status, Page.fetched_at,
+                Payload.sha256, Payload.warc_file, Payload.warc_record_id,
+            )
+            .join(Payload, Page.payload_id == Payload.id)
+            .where(Page.crawl_id == crawl_id, Payload.warc_record_id.is_not(None))
             .order_by(Page.id)
-        ).all()
+        ).all()  # fmt: skip
         settings_sha256, mirror = original.settings_sha256, original.mirror
         finish_reason = str((original.stats or {}).get("finish_reason") or "finished")
     assert market is not None
@@ -105,11 +110,9 @@ def reparse(
         raise ReparseError(
             f"crawl {crawl_id} has no raw captures (made before the raw store, or a re-parse itself)"
         )
-    files = list(dict.fromkeys(page.warc_file for page in pages))
-    for name in files:
+    for name in dict.fromkeys(page.warc_file for page in pages):
         if not (raw_directory / name).is_file():
             raise ReparseError(f"raw capture file {raw_directory / name} of crawl {crawl_id} is missing")
-    page_types = {page.warc_record_id: page.page_type for page in pages}
     profile = load_profile(market, profile_dir)
 
     crawler = _ReparseCrawler(profile)
@@ -141,31 +144,35 @@ def reparse(
     stats.set_value("dnm/reparse/of", crawl_id)
     resolver = _Resolver(engine, raw_directory)
     failed = 0
-    for warc_file in files:
-        for record in read_records(raw_directory / warc_file):
-            item = _page_item(profile, warc_file, record, resolver.body(warc_file, record), page_types)
-            stats.inc_value("dnm/reparse/records")
-            if record.kind == "revisit":
-                stats.inc_value("dnm/reparse/revisits")
-            if ":" not in item.page_type:  # as the spider counts: content pages only
-                stats.inc_value(f"dnm/pages/{item.page_type}")
-            for pipeline in pipelines:
-                item = pipeline.process_item(item)
-            coverage.item_scraped(item, None, crawler)
-            for request in _links(profile, item):
-                coverage.request_scheduled(request, crawler)
-            try:
-                writer.write_page(captured_page(item), item.records)
-            except Exception:
-                failed += 1
-                stats.inc_value("dnm/storage/errors")
-                logger.exception("could not store the re-parse of %s", item.url)
-                continue
-            stats.inc_value("dnm/stored/pages")
-            if item.is_content:
-                stats.inc_value("dnm/stored/content_pages")
-            for record_ in item.records:
-                stats.inc_value(f"dnm/stored/{record_.kind}")
+    for page in pages:
+        record = resolver.record(page.warc_file, page.warc_record_id)
+        if record.payload_sha256 != page.sha256:
+            raise ReparseError(
+                f"{page.url} of crawl {crawl_id}: record {page.warc_record_id} holds another payload"
+            )
+        item = _page_item(profile, page, record)
+        stats.inc_value("dnm/reparse/records")
+        if record.date != page.fetched_at:
+            stats.inc_value("dnm/reparse/revisits")  # bytes stored by another fetch
+        if ":" not in item.page_type:  # as the spider counts: content pages only
+            stats.inc_value(f"dnm/pages/{item.page_type}")
+        for pipeline in pipelines:
+            item = pipeline.process_item(item)
+        coverage.item_scraped(item, None, crawler)
+        for request in _links(profile, item):
+            coverage.request_scheduled(request, crawler)
+        try:
+            writer.write_page(captured_page(item), item.records)
+        except Exception:
+            failed += 1
+            stats.inc_value("dnm/storage/errors")
+            logger.exception("could not store the re-parse of %s", item.url)
+            continue
+        stats.inc_value("dnm/stored/pages")
+        if item.is_content:
+            stats.inc_value("dnm/stored/content_pages")
+        for record_ in item.records:
+            stats.inc_value(f"dnm/stored/{record_.kind}")
     values = stats.get_stats()
     status, why = crawl_status(
         finish_reason,
@@ -189,31 +196,31 @@ def reparse(
     )
 
 
-def _page_item(
-    profile: Profile, warc_file: str, record: RawRecord, body: bytes, page_types: dict[str, str]
-) -> PageItem:
-    """The PageItem the spider made of a captured response, its page type read with today's profile."""
+def _page_item(profile: Profile, page: Any, record: RawRecord) -> PageItem:
+    """The PageItem the spider made of a fetch, its page type read with today's profile."""
+    assert record.body is not None
+    body = record.body
     headers = Headers(record.headers)
-    response_class = responsetypes.from_args(headers=headers, url=record.url, body=body)
-    response = response_class(url=record.url, status=record.status, headers=headers, body=body)
+    response_class = responsetypes.from_args(headers=headers, url=page.url, body=body)
+    response = response_class(url=page.url, status=page.status, headers=headers, body=body)
     text = isinstance(response, TextResponse)
-    page_type = page_types.get(record.record_id, "unknown")
+    page_type = page.page_type
     if ":" not in page_type:
         # Content pages are classified again: today's profile may know a page the old one did not.
-        rule = classify(profile, record.url, response.selector) if text else None
+        rule = classify(profile, page.url, response.selector) if text else None
         page_type = rule.name if rule else "unknown"
     return PageItem(
-        url=record.url,
+        url=page.url,
         page_type=page_type,
-        status=record.status,
+        status=page.status,
         body=body,
         sha256=hashlib.sha256(body).hexdigest(),
-        fetched_at=record.date,
+        fetched_at=page.fetched_at,
         encoding=response.encoding if text else "latin-1",
         selector=response.selector if text else None,
-        warc_file=warc_file,
-        warc_record_id=record.record_id,
-        payload_sha256=record.payload_sha256,
+        warc_file=page.warc_file,
+        warc_record_id=page.warc_record_id,
+        payload_sha256=page.sha256,
     )
 
 
@@ -227,37 +234,40 @@ def _links(profile: Profile, item: PageItem) -> Iterator[Request]:
 
 
 class _Resolver:
-    """Payloads of revisit records: the record they refer to, in any crawl's file (via the pages table)."""
+    """Records by id, with their payload: a revisit record (an archive made before revision 0004 may point
+    a page at one) is followed to the record it refers to, found through the payloads table."""
 
     def __init__(self, engine: Engine, raw_directory: Path) -> None:
         self.engine = engine
         self.reader = RecordReader(raw_directory)
         self.files: dict[str, str | None] = {}
 
-    def body(self, warc_file: str, record: RawRecord) -> bytes:
-        if record.body is not None:
-            return record.body
-        current, hops = record, 0
+    def record(self, warc_file: str, record_id: str) -> RawRecord:
+        try:
+            first = self.reader.read(warc_file, record_id)
+        except (LookupError, OSError, ValueError) as exc:
+            raise ReparseError(f"record {record_id} in {warc_file}: {exc}") from exc
+        current, hops = first, 0
         while current.body is None:
             if current.refers_to is None or hops >= MAX_REVISIT_HOPS:
-                raise ReparseError(f"revisit {record.record_id} in {warc_file} does not resolve to a payload")
+                raise ReparseError(f"revisit {record_id} in {warc_file} does not resolve to a payload")
             where = self.file_of(current.refers_to) or warc_file
             try:
                 current = self.reader.read(where, current.refers_to)
-            except (LookupError, OSError) as exc:
-                raise ReparseError(f"revisit {record.record_id} in {warc_file}: {exc}") from exc
+            except (LookupError, OSError, ValueError) as exc:
+                raise ReparseError(f"revisit {record_id} in {warc_file}: {exc}") from exc
             hops += 1
-        if current.payload_sha256 != record.payload_sha256:
+        if current.payload_sha256 != first.payload_sha256:
             raise ReparseError(
-                f"revisit {record.record_id} in {warc_file} refers to {current.record_id}, "
-                f"whose payload digest differs"
+                f"revisit {record_id} in {warc_file} refers to {current.record_id}, "
+                "whose payload digest differs"
             )
-        return current.body
+        return replace(first, body=current.body)
 
     def file_of(self, record_id: str) -> str | None:
         if record_id not in self.files:
             with Session(self.engine) as session:
                 self.files[record_id] = session.scalar(
-                    select(Page.warc_file).where(Page.warc_record_id == record_id).order_by(Page.id).limit(1)
+                    select(Payload.warc_file).where(Payload.warc_record_id == record_id).limit(1)
                 )
         return self.files[record_id]

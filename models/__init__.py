@@ -1,18 +1,20 @@
-"""The archive's SQLAlchemy models: markets and crawls, vendors, listings, feedback and keys."""
+"""The archive's SQLAlchemy models: markets, crawls and pages, vendors, listings, feedback and keys."""
 
-from models.base import Base
-from models.crawl import Crawl, Market, Page
+from models.base import Base, ViewBase
+from models.crawl import Crawl, Market, Page, Payload, Url
 from models.feedback import Feedback
 from models.listing import (
     Category,
     CategoryObservation,
     Listing,
     ListingPrice,
+    ListingSighting,
     ListingSnapshot,
+    ListingState,
     ShippingOption,
     ShippingRegion,
 )
-from models.vendor import PgpKey, Vendor, VendorKey, VendorSnapshot
+from models.vendor import PgpKey, Vendor, VendorKey, VendorSighting, VendorSnapshot, VendorState
 
 __all__ = [
     "Base",
@@ -22,13 +24,20 @@ __all__ = [
     "Feedback",
     "Listing",
     "ListingPrice",
+    "ListingSighting",
     "ListingSnapshot",
+    "ListingState",
     "Market",
     "Page",
+    "Payload",
     "PgpKey",
     "ShippingOption",
     "ShippingRegion",
+    "Url",
     "Vendor",
     "VendorKey",
+    "VendorSighting",
     "VendorSnapshot",
+    "VendorState",
+    "ViewBase",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from models.base import Base
 from models.types import UTCDateTime
@@ -55,35 +55,73 @@ class Crawl(Base):
     __table_args__ = (Index("ix_crawls_market_started", "market_id", "started_at"),)
 
 
+class Payload(Base):
+    """A page body the archive holds: stored once however many fetches, crawls or URLs returned it.
+
+    The bytes live in the raw store (dnm.rawstore): `warc_file` (relative to DNM_RAW_DIR) and the
+    response record holding them. Both are None when the raw capture failed or was off for the fetch
+    that brought the body; a later capture of the same body fills them in.
+    """
+
+    __tablename__ = "payloads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    warc_file: Mapped[str | None] = mapped_column(String(500))
+    warc_record_id: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_payloads_warc_record_id", "warc_record_id"),)
+
+
+class Url(Base):
+    """A URL the archive fetched, stored once however many nights fetch it again."""
+
+    __tablename__ = "urls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+
+
 class Page(Base):
-    """One fetched response as the crawl saw it; every snapshot points at the page it came from."""
+    """One fetch as the crawl saw it; every snapshot points at the page it came from.
+
+    A row is small on purpose: a night that finds a market unchanged writes one per page fetched; the
+    URL is a shared `urls` row and the body (with its hash and raw capture) a shared `payloads` row.
+    """
 
     __tablename__ = "pages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"))
-    url: Mapped[str] = mapped_column(String(2000))
+    url_id: Mapped[int] = mapped_column(ForeignKey("urls.id"))
     page_type: Mapped[str] = mapped_column(String(32))
     status: Mapped[int] = mapped_column(Integer)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The market's own clock as printed on the page, when the profile knows where; relative
     # dates on the page were resolved against it.
     server_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
     extraction_errors: Mapped[int] = mapped_column(Integer, default=0)
-    # The raw capture (dnm.rawstore): the WARC file (relative to DNM_RAW_DIR), the record written for
-    # this page (a response, or a revisit of an identical earlier payload) and the payload's SHA-256 (hex).
-    warc_file: Mapped[str | None] = mapped_column(String(500))
-    warc_record_id: Mapped[str | None] = mapped_column(String(100))
-    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload_id: Mapped[int] = mapped_column(ForeignKey("payloads.id"))
 
     crawl: Mapped[Crawl] = relationship(back_populates="pages")
+    payload: Mapped[Payload] = relationship()
 
-    __table_args__ = (
-        Index("ix_pages_crawl_url", "crawl_id", "url"),
-        Index("ix_pages_sha256", "sha256"),
-        # Revisits: has this market's archive stored this payload before, and in which record?
-        Index("ix_pages_payload_sha256", "payload_sha256"),
-        Index("ix_pages_warc_record_id", "warc_record_id"),
-    )
+    # No index on payload_id or url_id: nothing asks "which fetches returned this body" often enough to pay
+    # an index entry on every page of every night.
+    __table_args__ = (Index("ix_pages_crawl", "crawl_id"),)
+
+
+def _payload_column(column: Any) -> Any:
+    """A payload column read through the page (`Page.sha256`, ...), usable in queries and on loaded rows."""
+    return column_property(select(column).where(Payload.id == Page.payload_id).scalar_subquery())
+
+
+# The URL fetched: read-only, from the page's `urls` row.
+Page.url = column_property(select(Url.url).where(Url.id == Page.url_id).scalar_subquery())
+# The body's SHA-256 (hex) and size, and the raw capture holding it: read-only, from the page's payload.
+Page.sha256 = _payload_column(Payload.sha256)
+Page.size = _payload_column(Payload.size)
+Page.warc_file = _payload_column(Payload.warc_file)
+Page.warc_record_id = _payload_column(Payload.warc_record_id)
+Page.payload_sha256 = _payload_column(Payload.sha256)

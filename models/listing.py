@@ -1,4 +1,4 @@
-"""Categories, listings, what each crawl saw of them, and their prices and shipping terms."""
+"""Categories, listings, their states and sightings, and their prices and shipping terms."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from models.base import Base, SnapshotProvenance
+from models.base import Base, EntityState, Sighting, SnapshotProvenance, ViewBase
 from models.types import ExactDecimal, UTCDateTime
 
 
@@ -54,15 +54,18 @@ class Listing(Base):
     listing_key: Mapped[str] = mapped_column(String(200))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    snapshots: Mapped[list[ListingSnapshot]] = relationship(back_populates="listing")
-
     __table_args__ = (UniqueConstraint("market_id", "listing_key", name="uq_listings_market_key"),)
 
 
-class ListingSnapshot(SnapshotProvenance, Base):
-    """A listing as one crawl observed it: normalized values next to the strings the page showed."""
+class ListingState(EntityState, Base):
+    """A listing's values as a crawl read them: normalized values next to the strings the page showed.
 
-    __tablename__ = "listing_snapshots"
+    Stored once per change: nights that find the listing unchanged only add a `listing_sightings` row.
+    Crypto conversions (`listing_prices` beyond the listing's own currency) follow the exchange rate and
+    are not part of the state's hash: a state keeps those of the night it was first seen.
+    """
+
+    __tablename__ = "listing_states"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
@@ -83,15 +86,78 @@ class ListingSnapshot(SnapshotProvenance, Base):
     ships_from_shown: Mapped[str | None] = mapped_column(String(1000))
     ships_to_shown: Mapped[str | None] = mapped_column(String(2000))
 
-    listing: Mapped[Listing] = relationship(back_populates="snapshots")
+    listing: Mapped[Listing] = relationship()
     prices: Mapped[list[ListingPrice]] = relationship(order_by="ListingPrice.position")
     regions: Mapped[list[ShippingRegion]] = relationship(order_by="ShippingRegion.position")
     shipping_options: Mapped[list[ShippingOption]] = relationship(order_by="ShippingOption.position")
 
     __table_args__ = (
-        UniqueConstraint("listing_id", "crawl_id", name="uq_listing_snapshots_listing_crawl"),
-        Index("ix_listing_snapshots_crawl", "crawl_id"),
-        Index("ix_listing_snapshots_vendor", "vendor_id"),
+        Index("ix_listing_states_listing", "listing_id"),
+        Index("ix_listing_states_vendor", "vendor_id"),
+    )
+
+
+class ListingSighting(Sighting, Base):
+    """That one crawl saw a listing, on which page, in which state: the cheap row an unchanged night adds."""
+
+    __tablename__ = "listing_sightings"
+
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("listing_states.id"))
+
+    __table_args__ = (
+        # A listing's history in crawl order; and at most one sighting per listing per crawl.
+        UniqueConstraint("listing_id", "crawl_id", name="uq_listing_sightings_listing_crawl"),
+        Index("ix_listing_sightings_crawl", "crawl_id"),
+    )
+
+
+class ListingSnapshot(SnapshotProvenance, ViewBase):
+    """A listing as one crawl observed it: a sighting with its state and page (the view `listing_snapshots`).
+
+    Read-only: the archive writes states and sightings, and this view joins them back into one row per
+    listing per crawl, as a researcher thinks of the data.
+    """
+
+    __tablename__ = "listing_snapshots"
+
+    listing_id: Mapped[int] = mapped_column()
+    vendor_id: Mapped[int | None] = mapped_column()
+    # The vendor name the listing page showed: names change, and the snapshot keeps the one seen.
+    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    category_id: Mapped[int | None] = mapped_column()
+    title: Mapped[str] = mapped_column(String(1000))
+    description: Mapped[str | None] = mapped_column(Text)
+    price_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    price_currency: Mapped[str | None] = mapped_column(String(8))
+    price_unit: Mapped[str | None] = mapped_column(String(64))
+    price_shown: Mapped[str | None] = mapped_column(String(400))
+    escrow: Mapped[bool | None] = mapped_column(Boolean)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    stock_shown: Mapped[str | None] = mapped_column(String(200))
+    ships_from_shown: Mapped[str | None] = mapped_column(String(1000))
+    ships_to_shown: Mapped[str | None] = mapped_column(String(2000))
+
+    listing: Mapped[Listing] = relationship(
+        Listing, primaryjoin=lambda: foreign(ListingSnapshot.listing_id) == Listing.id, viewonly=True
+    )
+    prices: Mapped[list[ListingPrice]] = relationship(
+        lambda: ListingPrice,
+        primaryjoin=lambda: ListingSnapshot.state_id == foreign(ListingPrice.state_id),
+        order_by=lambda: ListingPrice.position,
+        viewonly=True,
+    )
+    regions: Mapped[list[ShippingRegion]] = relationship(
+        lambda: ShippingRegion,
+        primaryjoin=lambda: ListingSnapshot.state_id == foreign(ShippingRegion.state_id),
+        order_by=lambda: ShippingRegion.position,
+        viewonly=True,
+    )
+    shipping_options: Mapped[list[ShippingOption]] = relationship(
+        lambda: ShippingOption,
+        primaryjoin=lambda: ListingSnapshot.state_id == foreign(ShippingOption.state_id),
+        order_by=lambda: ShippingOption.position,
+        viewonly=True,
     )
 
 
@@ -101,27 +167,32 @@ class ListingPrice(Base):
     __tablename__ = "listing_prices"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("listing_snapshots.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("listing_states.id"))
     position: Mapped[int] = mapped_column(Integer)
     amount: Mapped[Decimal] = mapped_column(ExactDecimal())
     currency: Mapped[str] = mapped_column(String(8))
     unit: Mapped[str | None] = mapped_column(String(64))
     shown: Mapped[str] = mapped_column(String(400))
 
+    __table_args__ = (Index("ix_listing_prices_state", "state_id"),)
+
 
 class ShippingRegion(Base):
-    """One region code a listing ships from, ships to, or excludes; the raw string sits on the snapshot."""
+    """One region code a listing ships from, ships to, or excludes; the raw string sits on the state."""
 
     __tablename__ = "shipping_regions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("listing_snapshots.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("listing_states.id"))
     # "from" | "to" | "excluded"
     role: Mapped[str] = mapped_column(String(8))
     position: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_shipping_regions_code_role", "code", "role"),)
+    __table_args__ = (
+        Index("ix_shipping_regions_state", "state_id"),
+        Index("ix_shipping_regions_code_role", "code", "role"),
+    )
 
 
 class ShippingOption(Base):
@@ -130,9 +201,11 @@ class ShippingOption(Base):
     __tablename__ = "shipping_options"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("listing_snapshots.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("listing_states.id"))
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(400))
     price_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
     price_currency: Mapped[str | None] = mapped_column(String(8))
     shown: Mapped[str | None] = mapped_column(String(400))
+
+    __table_args__ = (Index("ix_shipping_options_state", "state_id"),)

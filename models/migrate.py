@@ -107,6 +107,13 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         return before, head
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the archive back to `revision`, with the views dropped first (made anew by the next open)."""
+    with engine.connect() as connection, _sqlite_foreign_keys_off(connection), connection.begin():
+        drop_views(connection)
+        command.downgrade(alembic_config(connection=connection), revision)
+
+
 @contextmanager
 def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     """On SQLite, no foreign key checks while migrating (restored after); elsewhere, nothing.

@@ -1,12 +1,14 @@
 """Capture: writes each page to the crawl's WARC file (dnm.rawstore) and links the page to its record.
 
-Runs before storage, so the `pages` row carries `warc_file`, `warc_record_id` and `payload_sha256`.
-The file is opened at the first page (the crawl row, hence the crawl id, exists by then), flushed
-after every record and closed at spider_closed: a crash loses at most the record in flight. A payload
-the market's archive already holds (this crawl, or an earlier one whose file is still in the store) is
-written as a revisit record. Settings: `DNM_RAW_DIR` (else $DNM_RAW_DIR, else var/warc),
-`DNM_DATABASE_URL` (earlier payloads). Stats: `dnm/warc/records` (pages written: responses and
-revisits), `dnm/warc/revisits`, `dnm/warc/bytes` (compressed size of the file), `dnm/warc/errors`.
+Runs before storage, so the page's payload row knows the record holding its bytes. The file is opened
+at the first page (the crawl row, hence the crawl id, exists by then), flushed after every record and
+closed at spider_closed: a crash loses at most the record in flight (and the fetch-log lines not yet
+written). A payload this crawl already wrote is a revisit record; one an earlier crawl stored (its file
+still in the store) is a line of the crawl's fetch log. Settings: `DNM_RAW_DIR` (else $DNM_RAW_DIR,
+else var/warc), `DNM_DATABASE_URL` (earlier payloads). Stats: `dnm/warc/records` (pages written as
+records: responses and revisits), `dnm/warc/revisits`, `dnm/warc/logged` (pages written as fetch-log
+lines), `dnm/warc/bytes` (compressed size of the file), `dnm/warc/file` (its name, relative to the raw
+directory), `dnm/warc/errors`.
 """
 
 from __future__ import annotations
@@ -20,36 +22,27 @@ from sqlalchemy import Engine, select
 
 from dnm import __version__
 from dnm.items import PageItem
-from dnm.rawstore import RawStore, StoredPayload, raw_dir, warc_date, warcinfo_fields, warcio_version
-from models import Crawl, Market, Page
+from dnm.rawstore import RawStore, StoredPayload, raw_dir, warcinfo_fields, warcio_version
+from models import Payload
 from models.db import open_engine
 from pipelines.storage import settings_hash
 
 logger = logging.getLogger(__name__)
 
 
-def earlier_payloads(engine: Engine, market: str) -> Any:
-    """A lookup of payloads stored by earlier crawls of `market`: the first page that stored each."""
+def earlier_payloads(engine: Engine) -> Any:
+    """A lookup of payloads stored by earlier crawls: the response record holding each."""
 
     def lookup(payload_sha256: str) -> StoredPayload | None:
         with engine.connect() as connection:
             row = connection.execute(
-                select(Page.warc_file, Page.warc_record_id, Page.url, Page.fetched_at)
-                .join(Crawl, Page.crawl_id == Crawl.id)
-                .join(Market, Crawl.market_id == Market.id)
-                .where(
-                    Page.payload_sha256 == payload_sha256,
-                    Page.warc_record_id.is_not(None),
-                    Market.slug == market,
-                    # A re-parse points at the records of the crawl it re-read; it stores nothing itself.
-                    Crawl.reparse_of.is_(None),
+                select(Payload.warc_file, Payload.warc_record_id).where(
+                    Payload.sha256 == payload_sha256, Payload.warc_record_id.is_not(None)
                 )
-                .order_by(Page.id)
-                .limit(1)
             ).first()
         if row is None:
             return None
-        return StoredPayload(row.warc_file, row.warc_record_id, row.url, warc_date(row.fetched_at))
+        return StoredPayload(row.warc_file, row.warc_record_id)
 
     return lookup
 
@@ -95,8 +88,9 @@ class CapturePipeline:
                 "request bodies are not stored",
             )
             self.store = RawStore(
-                self.directory, profile.market, crawl_id, info, earlier_payloads(self.engine, profile.market)
+                self.directory, profile.market, crawl_id, info, earlier_payloads(self.engine)
             )
+            stats.set_value("dnm/warc/file", self.store.warc_file)
             logger.info("raw captures of crawl %s go to %s", crawl_id, self.directory / self.store.warc_file)
         return self.store
 
@@ -115,7 +109,10 @@ class CapturePipeline:
             return item
         item.warc_file, item.warc_record_id = stored.warc_file, stored.record_id
         item.payload_sha256 = stored.payload_sha256
-        stats.inc_value("dnm/warc/records")
+        if stored.logged:
+            stats.inc_value("dnm/warc/logged")
+        else:
+            stats.inc_value("dnm/warc/records")
         if stored.revisit:
             stats.inc_value("dnm/warc/revisits")
         stats.set_value("dnm/warc/bytes", store.bytes)
@@ -124,5 +121,7 @@ class CapturePipeline:
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.store is not None:
             self.store.close()
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value("dnm/warc/bytes", self.store.bytes)
         if self.engine is not None:
             self.engine.dispose()

@@ -1,5 +1,6 @@
 """The raw capture store: WARC files of demo crawls validate with SHA-256 digests, every page row resolves
-to its record, an unchanged second crawl is stored as revisits, and no secret reaches the WARC bytes."""
+to the record holding its bytes, an unchanged second crawl is stored as fetch-log lines, and no secret
+reaches the WARC bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,7 +26,17 @@ from demo.hostile.accounts import demo_accounts
 from demo.server import DemoServer
 from demo.skins import hostility_for
 from dnm.items import HttpExchange, PageItem
-from dnm.rawstore import REDACTED, RawStore, RecordReader, digest_hex, read_records, sha256_digest
+from dnm.rawstore import (
+    REDACTED,
+    RawStore,
+    RecordReader,
+    StoredPayload,
+    digest_hex,
+    read_fetch_log,
+    read_records,
+    sha256_digest,
+    warc_date,
+)
 from models import Crawl, Page
 from models.db import open_engine
 from tests.conftest import DnmResult, archive_url, crawl_demo, latest_crawl
@@ -45,8 +57,15 @@ class RawArchive:
         with Session(open_engine(self.url)) as session:
             return list(session.scalars(select(Page).where(Page.crawl_id == crawl_id).order_by(Page.id)))
 
+    def stats(self, crawl_id: int) -> dict[str, Any]:
+        with Session(open_engine(self.url)) as session:
+            crawl = session.get(Crawl, crawl_id)
+            assert crawl is not None
+            return crawl.stats or {}
+
     def warc_files(self, crawl_id: int) -> list[Path]:
-        return sorted({self.raw / page.warc_file for page in self.pages(crawl_id) if page.warc_file})
+        """The file the crawl wrote (pages unchanged since an earlier crawl point into that crawl's)."""
+        return [self.raw / self.stats(crawl_id)["dnm/warc/file"]]
 
 
 @pytest.fixture(scope="module")
@@ -122,53 +141,60 @@ def test_each_crawl_has_one_warc_that_validates_with_sha256(
             assert headers["WARC-Block-Digest"].startswith("sha256:")
             if kind in ("response", "revisit"):
                 assert headers["WARC-Payload-Digest"].startswith("sha256:")
-            assert kind in ("request", "response", "revisit")
-        pages = [kind for kind, _ in records if kind in ("response", "revisit")]
-        assert len(pages) == sum(kind == "request" for kind, _ in records) == len(archive.pages(crawl_id))
+            assert kind in ("request", "response", "revisit", "metadata")
+        stored = [kind for kind, _ in records if kind in ("response", "revisit")]
+        assert len(stored) == sum(kind == "request" for kind, _ in records)
+        # Every fetch is in the file: as a record, or as a line of the fetch log.
+        logged = list(read_fetch_log(files[0]))
+        assert len(stored) + len(logged) == len(archive.pages(crawl_id))
 
 
 @pytest.mark.parametrize("which", ["friendly", "hostile"])
 def test_every_page_row_resolves_to_its_record(which: str, request: pytest.FixtureRequest) -> None:
     archive: RawArchive = request.getfixturevalue(which)
     reader = RecordReader(archive.raw)
+    first_fetch: dict[str, Page] = {}
     for crawl_id in archive.crawls:
         pages = archive.pages(crawl_id)
         assert pages and all(page.warc_record_id and page.payload_sha256 for page in pages)
         for page in pages:
             record = reader.read(page.warc_file, page.warc_record_id)  # type: ignore[arg-type]
+            # A page points at the response record holding its bytes, never at a revisit.
+            assert record.kind == "response" and record.body is not None
             assert record.payload_sha256 == page.payload_sha256 == page.sha256
-            assert record.url == page.url and record.date == page.fetched_at and record.status == page.status
-            if record.body is not None:
-                assert len(record.body) == page.size
+            assert len(record.body) == page.size
+            first = first_fetch.setdefault(page.sha256, page)
+            if first is page:  # the fetch that brought the bytes wrote the record
+                assert (record.url, record.date, record.status) == (page.url, page.fetched_at, page.status)
     if which == "hostile":
         kinds = {page.page_type for page in archive.pages(archive.crawls[0])}
         assert {"gate:captcha", "gate:login", "gate:queue"} <= kinds  # barrier pages are captured too
 
 
-def test_an_unchanged_second_crawl_is_stored_as_revisits(friendly: RawArchive) -> None:
+def test_an_unchanged_second_crawl_is_stored_as_fetch_log_lines(friendly: RawArchive) -> None:
     first, second = friendly.crawls
     known = {page.payload_sha256: page for page in friendly.pages(first)}
-    reader = RecordReader(friendly.raw)
-    revisits = 0
+    (second_file,) = friendly.warc_files(second)
+    log = {(line["uri"], line["date"]): line for line in read_fetch_log(second_file)}
+    logged = 0
     for page in friendly.pages(second):
-        record = reader.read(page.warc_file, page.warc_record_id)  # type: ignore[arg-type]
         original = known.get(page.payload_sha256)
         if original is None:
-            assert record.kind == "response"  # a payload never stored before is stored in full
-            continue
-        assert record.kind == "revisit" and record.body is None
-        assert record.refers_to == original.warc_record_id
-        revisits += 1
-    with Session(open_engine(friendly.url)) as session:
-        stats = [session.get(Crawl, crawl_id).stats or {} for crawl_id in (first, second)]  # type: ignore[union-attr]
+            continue  # a payload never stored before is stored in full, in this crawl's file
+        line = log[page.url, warc_date(page.fetched_at)]
+        assert line["refers_to"] == original.warc_record_id == page.warc_record_id
+        assert line["refers_to_file"] == original.warc_file and line["status"] == page.status
+        assert digest_hex(line["payload_digest"]) == page.sha256 and line["method"] == "GET"
+        logged += 1
+    stats = [friendly.stats(crawl_id) for crawl_id in (first, second)]
     # The demo day is unchanged: most pages are byte for byte the same as the night before.
-    assert revisits >= len(known) // 2 and stats[1]["dnm/warc/revisits"] == revisits
-    assert stats[0].get("dnm/warc/revisits", 0) == 0
-    assert stats[1]["dnm/warc/bytes"] < stats[0]["dnm/warc/bytes"] / 3
+    assert logged >= len(known) // 2 and stats[1]["dnm/warc/logged"] == logged == len(log)
+    assert stats[0].get("dnm/warc/logged", 0) == 0
     assert stats[0]["dnm/warc/records"] == len(friendly.pages(first))
-    (second_file,) = friendly.warc_files(second)
     assert stats[1]["dnm/warc/bytes"] == second_file.stat().st_size
-    # A revisit's headers name the record and the capture it repeats.
+    # A logged fetch costs tens of bytes, not the kilobyte of a revisit and request record.
+    assert stats[1]["dnm/warc/bytes"] < stats[0]["dnm/warc/bytes"] / 5
+    # Revisits (a payload this crawl already wrote, at another URL or fetched again) name what they repeat.
     for kind, headers in all_records(second_file):
         if kind == "revisit":
             assert headers["WARC-Profile"].endswith("/revisit/identical-payload-digest")
@@ -235,3 +261,26 @@ def test_a_changed_payload_fails_the_digest_check(tmp_path: Path) -> None:
     with pytest.raises(ArchiveLoadFailed, match="digest"):
         list(read_records(tampered))
     assert warc_check(tampered).returncode == 1
+
+
+def test_a_payload_an_earlier_crawl_stored_is_a_fetch_log_line_that_resolves(tmp_path: Path) -> None:
+    item = PageItem("http://m.onion/listing/1", "listing", 200, b"<html>same</html>", "", datetime.now(UTC))
+    night1 = RawStore(tmp_path, "m", 1, {"software": "test"})
+    stored = night1.write(item)
+    night1.close()
+    earlier = {stored.payload_sha256: StoredPayload(stored.warc_file, stored.record_id)}
+    night2 = RawStore(tmp_path, "m", 2, {"software": "test"}, earlier.get)
+    again = night2.write(item)
+    night2.close()
+    assert again.logged and (again.warc_file, again.record_id) == (stored.warc_file, stored.record_id)
+    (line,) = read_fetch_log(tmp_path / night2.warc_file)
+    assert line["refers_to"] == stored.record_id and line["refers_to_file"] == stored.warc_file
+    assert RecordReader(tmp_path).read(line["refers_to_file"], line["refers_to"]).body == item.body
+    assert warc_check(tmp_path / night2.warc_file).returncode == 0
+    # A file gone from the store is never referred to: the payload is stored in full again.
+    (tmp_path / stored.warc_file).unlink()
+    night3 = RawStore(tmp_path, "m", 3, {"software": "test"}, earlier.get)
+    third = night3.write(item)
+    night3.close()
+    assert not third.logged and third.warc_file == night3.warc_file
+    assert [r.kind for r in read_records(tmp_path / night3.warc_file)] == ["response"]

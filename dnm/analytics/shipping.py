@@ -31,7 +31,7 @@ def shipping_origins(engine: Engine, market: str, period: Period | None = None) 
         return []
     query = (
         select(ShippingRegion.code, func.count(distinct(ListingSnapshot.listing_id)))
-        .join(ListingSnapshot, ShippingRegion.snapshot_id == ListingSnapshot.id)
+        .join(ListingSnapshot, ShippingRegion.state_id == ListingSnapshot.state_id)
         .where(ShippingRegion.role == "from", ListingSnapshot.crawl_id.in_(crawl_ids))
         .group_by(ShippingRegion.code)
     )

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from demo.server import DemoServer
@@ -20,14 +20,18 @@ from models import (
     Crawl,
     Feedback,
     Listing,
-    ListingSnapshot,
+    ListingSighting,
+    ListingState,
     Market,
     Page,
+    Payload,
     PgpKey,
     ShippingRegion,
+    Url,
     Vendor,
     VendorKey,
-    VendorSnapshot,
+    VendorSighting,
+    VendorState,
 )
 from models.db import open_engine
 from tests.conftest import POSTGRES, archive_url, crawl_demo, latest_crawl
@@ -106,28 +110,30 @@ def hostile_archive(tmp_path: Path) -> Iterator[Archive]:
                 session.add(crawl)
                 session.flush()
                 crawls[slug, day] = crawl.id
+                payload = session.scalar(select(Payload).where(Payload.sha256 == "1" * 64))
+                if payload is None:
+                    payload = Payload(sha256="1" * 64, size=1)
+                    session.add(payload)
+                    session.flush()
+                page_url = session.scalar(select(Url).where(Url.url == "http://evil.test/"))
+                if page_url is None:
+                    page_url = Url(url="http://evil.test/")
+                    session.add(page_url)
+                    session.flush()
                 page = Page(
                     crawl_id=crawl.id,
-                    url="http://evil.test/",
+                    url_id=page_url.id,
                     page_type="listing",
                     status=200,
                     fetched_at=at,
-                    sha256="1" * 64,
-                    size=1,
+                    payload_id=payload.id,
                 )
                 session.add(page)
                 session.flush()
-                provenance = {
-                    "crawl_id": crawl.id,
-                    "page_id": page.id,
-                    "observed_at": at,
-                    "url": page.url,
-                    "page_sha256": page.sha256,
-                    "content_sha256": "2" * 64,
-                    "profile_version": "test@1",
-                }
-                session.add(VendorSnapshot(vendor_id=vendor.id, name=name, name_shown=name, **provenance))
-                snapshot = ListingSnapshot(
+                state = {"content_sha256": "2" * 64, "profile_version": "test@1"}
+                seen = {"crawl_id": crawl.id, "page_id": page.id}
+                vendor_state = VendorState(vendor_id=vendor.id, name=name, name_shown=name, **state)
+                listing_state = ListingState(
                     listing_id=listing.id,
                     vendor_id=vendor.id,
                     vendor_name=name,
@@ -135,12 +141,16 @@ def hostile_archive(tmp_path: Path) -> Iterator[Archive]:
                     title=HOSTILE_VENDOR,
                     price_amount=Decimal("10.50") * day,
                     price_currency="EUR",
-                    **provenance,
+                    **state,
                 )
-                session.add(snapshot)
+                listing_state.regions = [ShippingRegion(role="from", position=0, code=HOSTILE_ORIGIN)]
+                session.add_all([vendor_state, listing_state])
                 session.flush()
-                session.add(
-                    ShippingRegion(snapshot_id=snapshot.id, role="from", position=0, code=HOSTILE_ORIGIN)
+                session.add_all(
+                    [
+                        VendorSighting(vendor_id=vendor.id, state_id=vendor_state.id, **seen),
+                        ListingSighting(listing_id=listing.id, state_id=listing_state.id, **seen),
+                    ]
                 )
             session.add(
                 VendorKey(

@@ -19,11 +19,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, insert, inspect, select, text
 from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session
 
 from dnm.cli import main
+from models import ListingSnapshot, Page, VendorSnapshot
 from models.base import Base
 from models.db import open_engine
-from models.migrate import FIRST_REVISION, alembic_config, current_revision, head_revision, upgrade
+from models.migrate import (
+    FIRST_REVISION,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 from models.types import ExactDecimal, UTCDateTime
 from tests.conftest import BACKENDS, POSTGRES, archive_url
 
@@ -74,7 +83,7 @@ def test_schema_drift_is_seen(bare_engine: Engine) -> None:
     # The comparison above means something only if it can fail: take an index away, add a column.
     migrate(bare_engine)
     with bare_engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_pages_sha256"))
+        connection.execute(text("DROP INDEX ix_pages_crawl"))
         connection.execute(text("ALTER TABLE markets ADD COLUMN stray INTEGER"))
     changes = [change[0] for change in drift(bare_engine)]
     assert sorted(changes) == ["add_index", "remove_column"]
@@ -117,15 +126,54 @@ def seed_first_revision(engine: Engine) -> None:
             ),
             {"at": NOW, "sha": "f" * 64},
         )
+        # A listing and a vendor snapshot with a price and a region: 0004 turns them into states and
+        # sightings, and the snapshot views must show them as they were.
+        for statement in (
+            "INSERT INTO listings (id, market_id, listing_key, first_seen_at) VALUES (1, 1, 'L1', :at)",
+            "INSERT INTO vendors (id, market_id, vendor_key, name, first_seen_at)"
+            " VALUES (1, 1, 'V1', 'vee', :at)",
+            "INSERT INTO listing_snapshots (id, listing_id, crawl_id, page_id, observed_at, url, page_sha256,"
+            " content_sha256, profile_version, vendor_id, title, price_amount, price_currency)"
+            " VALUES (7, 1, 1, 1, :at, 'http://old/', :sha, :sha, 'old@1', 1, 'Old listing', '1.50', 'EUR')",
+            "INSERT INTO listing_prices (snapshot_id, position, amount, currency, shown)"
+            " VALUES (7, 0, '1.50', 'EUR', '1.50 EUR')",
+            "INSERT INTO shipping_regions (snapshot_id, role, position, code) VALUES (7, 'from', 0, 'DE')",
+            "INSERT INTO vendor_snapshots (id, vendor_id, crawl_id, page_id, observed_at, url, page_sha256,"
+            " content_sha256, profile_version, name, name_shown, last_seen_shown)"
+            " VALUES (3, 1, 1, 1, :at, 'http://old/', :sha, :sha, 'old@1', 'vee', 'vee', '2 hours ago')",
+        ):
+            connection.execute(text(statement), {"at": NOW, "sha": "f" * 64})
 
 
 def assert_seed_kept(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT slug FROM markets")).scalars().all() == ["old"]
         crawls = connection.execute(
-            text("SELECT c.id, p.url FROM crawls c JOIN pages p ON p.crawl_id = c.id")
+            text(
+                "SELECT c.id, u.url FROM crawls c JOIN pages p ON p.crawl_id = c.id"
+                " JOIN urls u ON u.id = p.url_id"
+            )
         )
         assert crawls.all() == [(1, "http://old/")]
+    with Session(engine) as session:
+        (listing,) = session.scalars(select(ListingSnapshot)).all()
+        assert (listing.id, listing.crawl_id, listing.url, listing.page_sha256) == (
+            7,
+            1,
+            "http://old/",
+            "f" * 64,
+        )
+        assert (listing.title, listing.price_amount, listing.observed_at) == (
+            "Old listing",
+            Decimal("1.50"),
+            NOW,
+        )
+        assert [(p.amount, p.shown) for p in listing.prices] == [(Decimal("1.50"), "1.50 EUR")]
+        assert [(r.role, r.code) for r in listing.regions] == [("from", "DE")]
+        (vendor,) = session.scalars(select(VendorSnapshot)).all()
+        assert (vendor.id, vendor.name, vendor.last_seen_shown) == (3, "vee", "2 hours ago")
+        (page,) = session.scalars(select(Page)).all()
+        assert (page.url, page.sha256, page.size) == ("http://old/", "f" * 64, 10)
 
 
 def test_archive_at_the_first_revision_upgrades_to_head(bare_engine: Engine) -> None:
@@ -138,6 +186,59 @@ def test_archive_at_the_first_revision_upgrades_to_head(bare_engine: Engine) -> 
         # Checks were off while migrating; the connection goes back to the pool with them on.
         with bare_engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_states_and_sightings_downgrade_back_to_snapshot_tables(bare_engine: Engine) -> None:
+    migrate(bare_engine, revision=FIRST_REVISION)
+    seed_first_revision(bare_engine)
+    upgrade(bare_engine)
+    with bare_engine.begin() as connection:
+        # A second crawl sees the listing unchanged: one more sighting of the same state.
+        connection.execute(
+            text(
+                "INSERT INTO crawls (id, market_id, started_at, status, tool_version, profile_version,"
+                " profile_sha256, settings_sha256, transport)"
+                " VALUES (2, 1, :at, 'complete', '0.1.0', 'old@1', :sha, :sha, 'tor')"
+            ),
+            {"at": NOW, "sha": "0" * 64},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO pages (id, crawl_id, url_id, page_type, status, fetched_at, extraction_errors,"
+                " payload_id) VALUES (2, 2, 1, 'listing', 200, :at, 0, 1)"
+            ),
+            {"at": NOW + timedelta(days=1)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO listing_sightings (id, crawl_id, page_id, listing_id, state_id)"
+                " VALUES (8, 2, 2, 1, 7)"
+            )
+        )
+    downgrade(bare_engine, "0003")
+    with bare_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, crawl_id, url, page_sha256, title FROM listing_snapshots ORDER BY id")
+        ).all()
+        assert rows == [
+            (7, 1, "http://old/", "f" * 64, "Old listing"),
+            (8, 2, "http://old/", "f" * 64, "Old listing"),
+        ]
+        prices = connection.execute(
+            text("SELECT snapshot_id, shown FROM listing_prices ORDER BY snapshot_id")
+        )
+        assert prices.all() == [(7, "1.50 EUR"), (8, "1.50 EUR")]
+        regions = connection.execute(
+            text("SELECT snapshot_id, code FROM shipping_regions ORDER BY snapshot_id")
+        )
+        assert regions.all() == [(7, "DE"), (8, "DE")]
+        pages = connection.execute(text("SELECT id, url, sha256, size FROM pages ORDER BY id"))
+        assert pages.all() == [(1, "http://old/", "f" * 64, 10), (2, "http://old/", "f" * 64, 10)]
+    # And up again: the same rows as states and sightings.
+    upgrade(bare_engine)
+    assert drift(bare_engine) == []
+    with Session(bare_engine) as session:
+        assert [s.id for s in session.scalars(select(ListingSnapshot).order_by(ListingSnapshot.id))] == [7, 8]
 
 
 def test_archive_made_before_migrations_is_taken_as_the_first_revision(bare_engine: Engine) -> None:
