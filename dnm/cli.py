@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_demo_run)
     _add_db_commands(commands)
     _add_reparse_command(commands)
+    _add_archive_commands(commands)
     _add_report_command(commands)
     return parser
 
@@ -678,13 +679,60 @@ def cmd_reparse(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(
         f"crawl {result.reparse_of} re-parsed as crawl {result.crawl_id} with {result.parser_version}: "
-        f"{result.pages} pages ({result.revisits} from revisit records), {result.status}",
+        f"{result.pages} pages ({result.revisits} read from a record another fetch wrote), "
+        f"{result.status}",
         highlight=False,
     )
     render(summarize(engine, result.crawl_id), console)
     if result.status == "failed":
         return EXIT_FAILED
     return EXIT_OK if result.status == "complete" else EXIT_PARTIAL
+
+
+# -- dnm archive verify: the raw store checked against its hash chains (dnm/archive_check.py) -----------
+
+
+def _add_archive_commands(commands: Any) -> None:
+    archive = commands.add_parser("archive", help="check the archive itself")
+    archive_commands = archive.add_subparsers(title="archive commands", metavar="COMMAND")
+    verify = archive_commands.add_parser(
+        "verify", help="check every crawl's raw captures against their hash chain, digests and the database"
+    )
+    verify.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    verify.add_argument("--raw-dir", type=Path, help="the raw store (default: $DNM_RAW_DIR or var/warc)")
+    verify.add_argument("--market", help="only this market")
+    verify.add_argument("--crawl", type=int, help="only this crawl id")
+    verify.set_defaults(handler=cmd_archive_verify)
+
+
+def cmd_archive_verify(args: argparse.Namespace) -> int:
+    from dnm.archive_check import verify_archive
+    from dnm.rawstore import raw_dir
+    from models.db import open_engine
+
+    engine = open_engine(args.database)
+    try:
+        checks = verify_archive(
+            engine,
+            raw_dir(str(args.raw_dir) if args.raw_dir else None),
+            market=args.market,
+            crawl_id=args.crawl,
+        )
+    finally:
+        engine.dispose()
+    if not checks:
+        raise CliError("no crawl matches: nothing to verify")
+    for check in checks:
+        verdict = "OK  " if check.ok else "FAIL"
+        where = check.warc_file or "-"
+        print(f"{verdict} crawl {check.crawl_id} ({check.market}) {where}: {check.records} records")
+        for problem in check.problems:
+            print(f"     {problem}")
+        for note in check.notes:
+            print(f"     note: {note}")
+    failed = sum(not check.ok for check in checks)
+    print(f"{len(checks) - failed} of {len(checks)} crawls intact" + (f", {failed} FAILED" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # -- dnm report: the HTML market report (dnm/analytics/report.py, docs/analytics.md) ------------------

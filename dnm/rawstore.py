@@ -15,6 +15,13 @@ record (method, target and headers; never a request body). Identical payloads ar
   what lets a night that finds the market unchanged add a few percent of the first night's bytes.
   The log's response headers are not kept (they are the stored record's, but for the Date).
 
+Tamper evidence: next to each WARC file, `<file>.chain.jsonl` holds one line per record, in order:
+its byte offset and length in the file, the SHA-256 of its gzip member, its id and type, and `prev`,
+the SHA-256 of the previous line (64 zeros for the first). The crawl row keeps the chain's head (the
+SHA-256 of the last line) and length in its stats (`dnm/warc/chain_head`, `dnm/warc/chain_records`), so
+a record changed, removed, reordered or appended inside the store is found by `dnm archive verify`
+(dnm.archive_check) even when the chain file is rewritten to match.
+
 Secrets never enter the file: request `Cookie`, `Authorization` and `Proxy-Authorization` and
 response `Set-Cookie` values are replaced by `[redacted]`, and request bodies (login forms) are not
 stored at all. warcio writes SHA-1 digests; `Sha256WARCWriter` makes them `sha256:` (base32, as
@@ -175,10 +182,12 @@ class RawStore:
         folder = directory / market
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self.file, self.name = _create_exclusive(folder, f"{crawl_id}-{stamp}", ".warc.gz")
+        raw, self.name = _create_exclusive(folder, f"{crawl_id}-{stamp}", ".warc.gz")
+        self.file = _MemberHasher(raw)
+        self.chain = ChainWriter(folder / f"{self.name}{CHAIN_SUFFIX}")
         self.warc_file = f"{market}/{self.name}"
         self.writer = Sha256WARCWriter(self.file, gzip=True, warc_version=WARC_VERSION)
-        self.writer.write_record(self.writer.create_warcinfo_record(self.name, info))
+        self._write(self.writer.create_warcinfo_record(self.name, info))
 
     @property
     def bytes(self) -> int:
@@ -190,6 +199,7 @@ class RawStore:
             self.flush_log()
             self.final_size = self.file.tell()
             self.file.close()
+            self.chain.close()
 
     def flush_log(self) -> None:
         """Write the buffered fetch-log lines as one metadata record."""
@@ -205,7 +215,7 @@ class RawStore:
             warc_content_type=FETCH_LOG_TYPE,
             warc_headers_dict={"WARC-Date": warc_date(datetime.now(UTC))},
         )
-        self.writer.write_record(record)
+        self._write(record)
         self.file.flush()
         self.log = []
 
@@ -255,8 +265,8 @@ class RawStore:
                 warc_headers_dict={"WARC-Date": date},
             )
         record_id = record.rec_headers.get_header("WARC-Record-ID")
-        self.writer.write_record(record)
-        self.writer.write_record(self._request(item, http, date, record_id))
+        self._write(record)
+        self._write(self._request(item, http, date, record_id))
         self.file.flush()
         self.records += 1
         if original is not None:
@@ -264,6 +274,14 @@ class RawStore:
             return StoredRecord(original.warc_file, original.record_id, payload_hex, revisit=True)
         self.payloads[payload_hex] = StoredPayload(self.warc_file, record_id, item.url, date)
         return StoredRecord(self.warc_file, record_id, payload_hex)
+
+    def _write(self, record: ArcWarcRecord) -> None:
+        """Write one record (one gzip member) and add it to the file's hash chain."""
+        offset = self.file.start_member()
+        self.writer.write_record(record)
+        length, member_sha256 = self.file.end_member()
+        headers = record.rec_headers
+        self.chain.add(offset, length, member_sha256, headers.get_header("WARC-Record-ID"), record.rec_type)
 
     def _earlier(self, payload_hex: str) -> StoredPayload | None:
         if self.earlier is None:
@@ -288,6 +306,74 @@ class RawStore:
             http_headers=line,
             warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": concurrent_to},
         )
+
+
+class _MemberHasher:
+    """The WARC file as the writer sees it: passes bytes through, counting and hashing each record's."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.offset = raw.tell()
+        self.hasher = hashlib.sha256()
+
+    def start_member(self) -> int:
+        self.hasher = hashlib.sha256()
+        return self.raw.tell()
+
+    def end_member(self) -> tuple[int, str]:
+        end = self.raw.tell()
+        length, self.offset = end - self.offset, end
+        return length, self.hasher.hexdigest()
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+
+CHAIN_SUFFIX = ".chain.jsonl"
+GENESIS = "0" * 64
+
+
+class ChainWriter:
+    """The hash chain of one WARC file: a line per record, each naming the SHA-256 of the line before."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = path.open("xb")
+        self.head = GENESIS
+        self.records = 0
+
+    def add(self, offset: int, length: int, member_sha256: str, record_id: str, kind: str) -> None:
+        line = {
+            "n": self.records,
+            "offset": offset,
+            "length": length,
+            "sha256": member_sha256,
+            "record_id": record_id,
+            "type": kind,
+            "prev": self.head,
+        }
+        data = json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        self.file.write(data)
+        self.file.flush()
+        self.head = hashlib.sha256(data).hexdigest()
+        self.records += 1
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _create_exclusive(folder: Path, stem: str, suffix: str) -> tuple[IO[bytes], str]:

@@ -8,7 +8,7 @@ still in the store) is a line of the crawl's fetch log. Settings: `DNM_RAW_DIR` 
 else var/warc), `DNM_DATABASE_URL` (earlier payloads). Stats: `dnm/warc/records` (pages written as
 records: responses and revisits), `dnm/warc/revisits`, `dnm/warc/logged` (pages written as fetch-log
 lines), `dnm/warc/bytes` (compressed size of the file), `dnm/warc/file` (its name, relative to the raw
-directory), `dnm/warc/errors`.
+directory), `dnm/warc/chain_head` and `dnm/warc/chain_records` (its hash chain), `dnm/warc/errors`.
 """
 
 from __future__ import annotations
@@ -123,5 +123,9 @@ class CapturePipeline:
             self.store.close()
             assert self.crawler.stats is not None
             self.crawler.stats.set_value("dnm/warc/bytes", self.store.bytes)
+            # The chain's head lives apart from the raw store, so rewriting both a record and the chain
+            # file is still found (dnm archive verify).
+            self.crawler.stats.set_value("dnm/warc/chain_head", self.store.chain.head)
+            self.crawler.stats.set_value("dnm/warc/chain_records", self.store.chain.records)
         if self.engine is not None:
             self.engine.dispose()
