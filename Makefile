@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := gnupg tor chromium
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
-.PHONY: demo test lint bench bench-tor system clean
+.PHONY: demo test lint bench bench-tor bench-archive system clean
 
 demo: $(STAMP)
 	$(BIN)/dnm demo run --database $(DEMO_DATABASE)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 
 bench-tor: $(STAMP)
 	$(BIN)/python -m bench.tor
+
+# A synthetic year of nightly crawls into SQLite and PostgreSQL, then queried (bench/README.md).
+bench-archive: $(STAMP)
+	$(BIN)/python -m bench.archive_year
 
 system:
 	@missing=""; \
