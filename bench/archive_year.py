@@ -154,10 +154,12 @@ class BackendResult:
                 f">= {INGEST_TARGET:,}/s",
                 self.rate >= INGEST_TARGET,
             ),
+            # No raw store is written here, so this share is of the database alone, while issue 5's 5%
+            # is of database plus raw store: bench.growth measures that on real crawls. Shown, not judged.
             "unchanged_night_bytes": (
-                "no unchanged night" if share is None else f"{share:.1%} of night 1",
-                f"<= {UNCHANGED_SHARE_TARGET:.0%} of night 1",
-                None if share is None else share <= UNCHANGED_SHARE_TARGET,
+                "no unchanged night" if share is None else f"{share:.1%} of night 1 (database only)",
+                f"<= {UNCHANGED_SHARE_TARGET:.0%} with raw store: bench.growth",
+                None,
             ),
             "price_history_p50": (
                 f"p50 {history['p50']:.2f} ms",

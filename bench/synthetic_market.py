@@ -182,6 +182,8 @@ class SyntheticMarket:
         self.rng = Random(self.shape.seed)
         # Record ids of the raw store come from their own stream, so they never shift the market's draws.
         self._ids = Random(f"warc-ids-{self.shape.seed}")
+        # Bodies already in the raw store: sha256 -> (WARC file, record id), as the payloads table has them.
+        self._stored: dict[str, tuple[str, str]] = {}
         self.base_url = f"http://{_onion(self.rng)}.onion"
         self.rates = dict(START_RATES)
         self._rates_version = 0
@@ -274,9 +276,14 @@ class SyntheticMarket:
 
         def add(url: str, page_type: str, records: list[Record], sha256: str, size: int) -> None:
             fetched = _second(started + step * len(pages))
-            record_id = f"<urn:uuid:{uuid.UUID(int=self._ids.getrandbits(128), version=4)}>"
+            # As the capture pipeline does: a body stored before is a fetch-log line pointing at the
+            # record that holds it; a new one gets a response record in tonight's file.
+            if sha256 not in self._stored:
+                record_id = f"<urn:uuid:{uuid.UUID(int=self._ids.getrandbits(128), version=4)}>"
+                self._stored[sha256] = (warc_file, record_id)
+            stored_file, record_id = self._stored[sha256]
             page = CapturedPage(
-                url, page_type, 200, sha256, size, fetched, fetched, 0, warc_file, record_id, sha256
+                url, page_type, 200, sha256, size, fetched, fetched, 0, stored_file, record_id, sha256
             )
             pages.append((page, records))
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -50,6 +50,7 @@ from models import (
     VendorState,
 )
 from models.db import session_factory
+from models.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,16 @@ class ArchiveWriter:
         self._key_links: dict[tuple[int, int], int] = {}
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
         self._pending_feedback: list[tuple[Feedback, _KnownFeedback]] = []
+        # Feedback and key links seen again: updated together at the end of the transaction (one
+        # executemany each), not one UPDATE per sighting.
+        self._resighted: list[dict[str, Any]] = []
+        self._relinked: list[dict[str, Any]] = []
         # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
         self._states: dict[str, dict[int, tuple[int, str, str]]] = {"listing": {}, "vendor": {}}
         self._new_states: list[tuple[str, int, ListingState | VendorState]] = []
+        # Each listing's page body and state in the market's last crawl: the same bytes read by the same
+        # parser give the same values, so an unchanged page is a sighting without re-hashing its record.
+        self._last_pages: dict[int, tuple[str, int]] = {}
         self._sightings: dict[str, list[dict[str, Any]]] = {"listing": [], "vendor": []}
         self._payloads: dict[str, int] = {}
         self._urls: dict[str, int] = {}
@@ -176,6 +184,18 @@ class ArchiveWriter:
                 .order_by(state.id)
             ):
                 latest[entity_id] = (state_id, content, parser)
+        last_crawl = (
+            select(func.max(Crawl.id))
+            .where(Crawl.market_id == market, Crawl.reparse_of.is_(None), Crawl.id != self.crawl_id)
+            .scalar_subquery()
+        )
+        for listing_id, state_id, page_sha256 in session.execute(
+            select(ListingSighting.listing_id, ListingSighting.state_id, Payload.sha256)
+            .join(Page, Page.id == ListingSighting.page_id)
+            .join(Payload, Payload.id == Page.payload_id)
+            .where(ListingSighting.crawl_id == last_crawl)
+        ):
+            self._last_pages[listing_id] = (page_sha256, state_id)
         self._key_links.update(
             ((vendor_id, key_id), link_id)
             for link_id, vendor_id, key_id in session.execute(
@@ -246,6 +266,40 @@ class ArchiveWriter:
                 self._sightings[kind] = []
             for feedback, known in self._pending_feedback:
                 known.id = feedback.id
+            self._update_sightings(session)
+
+    def _update_sightings(self, session: Session) -> None:
+        """Write the feedback and key links this batch saw again, one executemany each."""
+        if self._resighted:
+            table = Feedback.__table__
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("feedback_id"))
+                .values(
+                    posted_earliest=bindparam("earliest", type_=UTCDateTime()),
+                    posted_latest=bindparam("latest", type_=UTCDateTime()),
+                    listing_id=bindparam("listing"),
+                    last_crawl_id=self.crawl_id,
+                    last_seen_at=bindparam("seen_at", type_=UTCDateTime()),
+                    sightings=table.c.sightings + 1,
+                ),
+                self._resighted,
+            )
+            self._resighted = []
+        if self._relinked:
+            table = VendorKey.__table__
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("link_id"))
+                .values(
+                    last_crawl_id=self.crawl_id,
+                    printed_fingerprint_matches=func.coalesce(
+                        bindparam("matches"), table.c.printed_fingerprint_matches
+                    ),
+                ),
+                self._relinked,
+            )
+            self._relinked = []
 
     def _payload_ids(self, session: Session, pages: list[CapturedPage]) -> dict[str, int]:
         """The payload row of each page body, created if the archive has not held the body before."""
@@ -269,7 +323,12 @@ class ArchiveWriter:
         return {sha: self._payloads[sha] for sha in wanted}
 
     def _interned(
-        self, session: Session, key: Any, known: dict[str, int], rows: dict[str, dict[str, Any]], *read: Any
+        self,
+        session: Session,
+        key: Any,
+        known: dict[str, int],
+        rows: dict[str, dict[str, Any]],
+        *read_columns: Any,
     ) -> list[Any]:
         """Make sure a table of unique values (`key`) has a row for each value of `rows` (value -> other
         columns); `known` (value -> id) is filled in. Returns (id, value, *read) of the values that were
@@ -281,18 +340,26 @@ class ArchiveWriter:
         if not missing:
             return found
         table = key.class_
-        dialect = session.get_bind().dialect.name
-        upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-        session.execute(
-            upsert.on_conflict_do_nothing(index_elements=[key.key]),
-            [{key.key: value, **rows[value]} for value in missing],
-        )
-        for start in range(0, len(missing), 500):
-            for row in session.execute(
-                select(table.id, key, *read).where(key.in_(missing[start : start + 500]))
-            ):
-                known[row[1]] = row[0]
-                found.append(row)
+
+        def read(values: list[str]) -> None:
+            for start in range(0, len(values), 500):
+                for row in session.execute(
+                    select(table.id, key, *read_columns).where(key.in_(values[start : start + 500]))
+                ):
+                    known[row[1]] = row[0]
+                    found.append(row)
+
+        # Most values of a night were stored by an earlier one: look them up first, insert only the rest.
+        read(missing)
+        new = [value for value in missing if value not in known]
+        if new:
+            dialect = session.get_bind().dialect.name
+            upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+            session.execute(
+                upsert.on_conflict_do_nothing(index_elements=[key.key]),
+                [{key.key: value, **rows[value]} for value in new],
+            )
+            read(new)
         return found
 
     def _state(
@@ -459,15 +526,20 @@ class ArchiveWriter:
             return
         if self.setup.reparse_of is not None:
             return  # a re-read of old pages is no new sighting of the key
-        changes: dict[str, Any] = {"last_crawl_id": self.crawl_id}
-        if matches is not None:
-            changes["printed_fingerprint_matches"] = matches
-        session.execute(update(VendorKey).where(VendorKey.id == link_id).values(**changes))
+        self._relinked.append({"link_id": link_id, "matches": matches})
 
     def _store_listing(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
         values = record.values
         listing_id = self._listing_id(session, values["listing_id"], page.fetched_at)
         if not self._first_sighting("listing", listing_id):
+            return
+        latest = self._states["listing"].get(listing_id)
+        if (
+            latest is not None
+            and latest[2] == self.profile.parser_version
+            and self._last_pages.get(listing_id) == (page.sha256, latest[0])
+        ):
+            self._sighting("listing", listing_id, page_id, latest[0])
             return
         vendor_key = values.get("vendor_id") or values.get("vendor")
         vendor_id = (
@@ -538,17 +610,14 @@ class ArchiveWriter:
             # A feedback already sighted in this crawl is a different one with the same words.
             if known.last_crawl_id != self.crawl_id and known.matches(sighting):
                 known.absorb(sighting)
-                session.execute(
-                    update(Feedback)
-                    .where(Feedback.id == known.id)
-                    .values(
-                        posted_earliest=known.earliest,
-                        posted_latest=known.latest,
-                        listing_id=known.listing_id,
-                        last_crawl_id=self.crawl_id,
-                        last_seen_at=page.fetched_at,
-                        sightings=Feedback.sightings + 1,
-                    )
+                self._resighted.append(
+                    {
+                        "feedback_id": known.id,
+                        "earliest": known.earliest,
+                        "latest": known.latest,
+                        "listing": known.listing_id,
+                        "seen_at": page.fetched_at,
+                    }
                 )
                 return
         feedback = Feedback(
@@ -657,7 +726,9 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
+        # Shallow: json.dumps comes back here for nested values. The same JSON as dataclasses.asdict
+        # (hence the same hashes as archives made with it), without its deep copies.
+        return {f.name: getattr(value, f.name) for f in fields(value)}
     if isinstance(value, tuple | set):
         return list(value)
     return str(value)

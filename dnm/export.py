@@ -45,9 +45,12 @@ class ExportFilter:
     vendor: str | None = None  # the market's vendor id, or the vendor's name as shown (any case)
     category: str | None = None  # a category name at any level of the listing's path (any case)
     ships_to: str | None = None  # an ISO code or region token the listing ships to ("DE", "EU", "WW")
+    listing: str | None = None  # the market's listing id (listings and their feedback)
 
     def keeps(self, row: dict[str, Any]) -> bool:
-        """The filters that are checked on a built row (vendor, category, ships-to)."""
+        """The filters that are checked on a built row (vendor, category, ships-to, listing)."""
+        if self.listing is not None and str(row.get("listing_id")) != self.listing:
+            return False
         if self.vendor and self.vendor.casefold() not in {
             str(row.get("vendor_id") or "").casefold(),
             str(row.get("vendor") or "").casefold(),
@@ -68,6 +71,8 @@ def export_rows(engine: Engine, kind: str, filters: ExportFilter) -> Iterator[di
         raise ValueError(f"unknown export kind {kind!r}; choose from {', '.join(KINDS)}")
     if kind != "listings" and (filters.category or filters.ships_to):
         raise ValueError("the category and ships-to filters apply to listings only")
+    if kind == "vendors" and filters.listing is not None:
+        raise ValueError("the listing filter applies to listings and feedback only")
     with Session(engine) as session:
         rows = {"listings": _listings, "vendors": _vendors, "feedback": _feedback}[kind](session, filters)
         yield from (row for row in rows if filters.keeps(row))
@@ -82,6 +87,8 @@ def _narrowed(query: Select[Any], filters: ExportFilter, vendor_columns: tuple[A
         query = query.where(or_(*(func.lower(column) == wanted for column in vendor_columns)))
     if filters.category and filters.category.isascii():
         query = query.where(func.lower(Category.path_key).contains(filters.category.lower(), autoescape=True))
+    if filters.listing is not None:
+        query = query.where(Listing.listing_key == filters.listing)
     if filters.ships_to:
         query = query.where(
             select(ShippingRegion.id)
