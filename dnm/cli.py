@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_commands(commands)
     _add_reparse_command(commands)
     _add_archive_commands(commands)
+    _add_evidence_commands(commands)
     _add_report_command(commands)
     return parser
 
@@ -733,6 +734,151 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     failed = sum(not check.ok for check in checks)
     print(f"{len(checks) - failed} of {len(checks)} crawls intact" + (f", {failed} FAILED" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- dnm keys / dnm evidence: court evidence packages (evidence/, docs/evidence.md) ------------------
+
+DEFAULT_KEY = Path("var/keys/operator.key")
+
+
+def _add_evidence_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="the operator's signing key for evidence packages")
+    key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
+    init = key_commands.add_parser(
+        "init", help="create the Ed25519 signing key (mode 0600) and print its fingerprint"
+    )
+    init.add_argument("--key", type=Path, help=f"key file (default: $DNM_EVIDENCE_KEY or {DEFAULT_KEY})")
+    init.set_defaults(handler=cmd_keys_init)
+
+    evidence = commands.add_parser(
+        "evidence", help="signed, timestamped evidence packages: export and verify"
+    )
+    evidence_commands = evidence.add_subparsers(title="evidence commands", metavar="COMMAND")
+    export = evidence_commands.add_parser(
+        "export", help="export a selection as a signed, timestamped BagIt package (fails closed)"
+    )
+    export.add_argument("--case", required=True, help="the case id (letters, digits, . _ -)")
+    export.add_argument("--market", help="the market's slug")
+    export.add_argument("--vendor", help="a vendor: the market's vendor id or the name shown")
+    export.add_argument("--listing", help="a listing: the market's listing id")
+    export.add_argument("--crawl", type=int, help="one crawl id")
+    export.add_argument("--since", type=_timestamp, help="observed at or after (ISO date or time, UTC)")
+    export.add_argument("--until", type=_timestamp, help="observed before (ISO date or time, UTC)")
+    export.add_argument("--output", type=Path, default=Path("var/evidence"), help="where the package goes")
+    export.add_argument("--key", type=Path, help=f"signing key (default: $DNM_EVIDENCE_KEY or {DEFAULT_KEY})")
+    export.add_argument(
+        "--tsa-url",
+        help="the RFC 3161 time-stamping authority (default: $DNM_TSA_URL); the one request dnm makes "
+        "outside Tor, to this host only, carrying a hash of the signature",
+    )
+    export.add_argument(
+        "--tsa-cert", type=Path, required=True, help="the TSA's root certificate (PEM), pinned"
+    )
+    export.add_argument(
+        "--tsa-chain", type=Path, help="the TSA's own certificate (PEM), when its tokens omit it"
+    )
+    export.add_argument("--operator", help="who exports, for the custody log (default: $USER)")
+    export.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    export.add_argument("--raw-dir", type=Path, help="the raw store (default: $DNM_RAW_DIR or var/warc)")
+    export.set_defaults(handler=cmd_evidence_export)
+
+    verify = evidence_commands.add_parser(
+        "verify", help="verify a package offline against the pinned signer fingerprint and TSA certificate"
+    )
+    verify.add_argument("package", type=Path)
+    verify.add_argument(
+        "--signer-fingerprint", required=True, help="the signer's SHA-256 fingerprint, pinned"
+    )
+    verify.add_argument(
+        "--tsa-cert", type=Path, required=True, help="the TSA's root certificate (PEM), pinned"
+    )
+    verify.set_defaults(handler=cmd_evidence_verify)
+
+
+def _key_path(value: Path | None) -> Path:
+    import os
+
+    return value or Path(os.environ.get("DNM_EVIDENCE_KEY") or DEFAULT_KEY)
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from evidence.keys import SigningKeyError, display_fingerprint, init_key
+
+    path = _key_path(args.key)
+    try:
+        fingerprint = init_key(path)
+    except SigningKeyError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"signing key written to {path} (mode 0600)")
+    print(f"fingerprint (SHA-256): {fingerprint}")
+    print(f"                       {display_fingerprint(fingerprint)}")
+    print("publish this fingerprint out of band: verifiers pin it (dnm evidence verify --signer-fingerprint)")
+    return EXIT_OK
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def cmd_evidence_export(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from dnm.rawstore import raw_dir
+    from evidence.export import EvidenceError, Selection, Signer, export_package
+    from evidence.keys import SigningKeyError
+    from evidence.timestamp import TimestampError
+    from evidence.verify import VerificationError
+    from models.db import open_engine
+
+    tsa_url = args.tsa_url or os.environ.get("DNM_TSA_URL")
+    if not tsa_url:
+        raise CliError(
+            "no time-stamping authority: give --tsa-url or set DNM_TSA_URL (no timestamp, no package)"
+        )
+    signer = Signer(
+        _key_path(args.key),
+        tsa_url,
+        _read(args.tsa_cert, "the TSA root certificate"),
+        _read(args.tsa_chain, "the TSA certificate") if args.tsa_chain else None,
+    )
+    selection = Selection(args.market, args.vendor, args.listing, args.crawl, args.since, args.until)
+    engine = open_engine(args.database)
+    try:
+        path = export_package(
+            engine,
+            raw_dir(str(args.raw_dir) if args.raw_dir else None),
+            selection,
+            args.case,
+            args.output,
+            signer,
+            args.operator or os.environ.get("USER") or getpass.getuser(),
+        )
+    except (EvidenceError, SigningKeyError, TimestampError, VerificationError, ValueError) as exc:
+        raise CliError(f"no package written: {exc}") from exc
+    finally:
+        engine.dispose()
+    print(f"evidence package written to {path}")
+    return EXIT_OK
+
+
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from evidence.verify import VerificationError, verify_package
+
+    try:
+        verified = verify_package(
+            args.package, args.signer_fingerprint, _read(args.tsa_cert, "the TSA root certificate")
+        )
+    except VerificationError as exc:
+        print(f"FAIL {exc.layer}: {exc}")
+        return EXIT_FAILED
+    for layer, what in verified.passed:
+        print(f"PASS {layer}: {what}")
+    print(f"package of case {verified.case}, exported {verified.created.isoformat()}: VALID")
+    return EXIT_OK
 
 
 # -- dnm report: the HTML market report (dnm/analytics/report.py, docs/analytics.md) ------------------
