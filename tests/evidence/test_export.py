@@ -8,76 +8,17 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from demo.server import DemoServer
 from evidence import package as layout
-from evidence.export import EvidenceError, Selection, Signer, export_package
+from evidence.export import EvidenceError, Signer
 from evidence.keys import init_key
 from evidence.verify import VerificationError, verify_package
-from models.db import open_engine
-from tests.conftest import archive_url, crawl_demo, run_dnm
+from tests.conftest import run_dnm
+from tests.evidence.support import Archive, Operator, export, vendor_of
 from tests.evidence.tsa import LocalTSA
-
-MARKET = "hollowmere"
-
-
-@dataclass
-class Archive:
-    url: str
-    raw: Path
-
-
-@dataclass
-class Operator:
-    key: Path
-    fingerprint: str
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
-    """Two nights of the same demo day: the second finds every page unchanged (fetch-log lines)."""
-    directory = tmp_path_factory.mktemp("evidence-archive")
-    found = Archive(archive_url(directory), directory / "warc")
-    with DemoServer(MARKET, 1) as server:
-        for _ in range(2):
-            result = crawl_demo(found.url, MARKET, server.url, "--set", f"DNM_RAW_DIR={found.raw}")
-            assert result.returncode == 0, result.stderr[-3000:]
-    return found
-
-
-@pytest.fixture(scope="module")
-def operator(tmp_path_factory: pytest.TempPathFactory) -> Operator:
-    key = tmp_path_factory.mktemp("keys") / "operator.key"
-    return Operator(key, init_key(key))
-
-
-@pytest.fixture
-def signer(operator: Operator, tsa: LocalTSA) -> Signer:
-    return Signer(operator.key, tsa.url, tsa.root_pem, tsa.cert_pem)
-
-
-def vendor_of(archive: Archive) -> str:
-    rows = run_dnm("export", "vendors", "--database", archive.url, "--market", MARKET).stdout.splitlines()
-    return json.loads(rows[0])["vendor_id"]
-
-
-def export(archive: Archive, signer: Signer, output: Path, **selection: object) -> Path:
-    chosen = Selection(**{"market": MARKET, **selection})  # type: ignore[arg-type]
-    return export_package(
-        open_engine(archive.url), archive.raw, chosen, "case-17", output, signer, "Analyst A"
-    )
-
-
-@pytest.fixture(scope="module")
-def clean(
-    archive: Archive, operator: Operator, local_tsa: LocalTSA, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    signer = Signer(operator.key, local_tsa.url, local_tsa.root_pem, local_tsa.cert_pem)
-    return export(archive, signer, tmp_path_factory.mktemp("packages"), vendor=vendor_of(archive))
 
 
 def test_a_vendor_package_verifies_in_every_layer(
