@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 # gnupg: the PGP tests cross-check fingerprints with GnuPG. tor: the transport, the private Tor
 # network of the demo and the tests (Debian's package brings tor-gencert too). chromium: the CAPTCHA
 # solver page is tested in a real headless browser (Playwright drives Debian's binary, never a download).
-SYSTEM_PACKAGES := gnupg tor chromium
+# libpango: WeasyPrint renders the evidence report as PDF/A.
+SYSTEM_PACKAGES := gnupg tor chromium libpango-1.0-0 libpangoft2-1.0-0
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
 .PHONY: demo test lint bench bench-tor bench-archive system clean

@@ -54,7 +54,7 @@ from evidence import package as layout
 from evidence.bag import make_bag
 from evidence.custody import CustodyLog
 from evidence.keys import fingerprint, load_private_key, public_pem, sign
-from evidence.report import render_report, verify_instructions, verify_script
+from evidence.report import render_report, verify_instructions, verify_script, write_pdf
 from evidence.timestamp import check_time, fetch_timestamp, verify_timestamp
 from evidence.wacz import write_wacz
 from models import Crawl, Market, Page, Payload, Url
@@ -510,10 +510,9 @@ def _custody(
         at=created,
     )  # fmt: skip
     (work / layout.CUSTODY).write_bytes(log.lines())
-    (work / layout.REPORT).write_text(
-        render_report(work, case_id, selection.describe(), created, operator, plan.crawls, plan.rows),
-        encoding="utf-8",
-    )
+    html = render_report(work, case_id, selection.describe(), created, operator, plan.crawls, plan.rows)
+    (work / layout.REPORT).write_text(html, encoding="utf-8")
+    write_pdf(html, work / layout.REPORT_PDF, [work / layout.PROVENANCE])
     return log.head()
 
 

@@ -8,7 +8,8 @@
   data/extracted/<kind>.jsonl, .csv      the rows, each linked to its WARC record and payload hash
   data/provenance/provenance.json        tool and library versions, crawls, profile and settings hashes
   data/custody/custody_log.jsonl         hash-chained custody events; head in bag-info
-  data/report/report.html                what was captured, when, how, with hashes and how to verify
+  data/report/report.html, report.pdf    what was captured, when, how, with hashes and how to verify
+                                         (the PDF is PDF/A-3b, provenance.json attached)
   data/VERIFY.md  data/verify.sh         the verification procedure (sha256sum and openssl only)
   signature/tagmanifest-sha256.txt.sig       Ed25519 over tagmanifest-sha256.txt
   signature/tagmanifest-sha256.txt.sig.tsr   RFC 3161 token over the .sig bytes
@@ -23,6 +24,7 @@ EXTRACTED = "data/extracted"
 PROVENANCE = "data/provenance/provenance.json"
 CUSTODY = "data/custody/custody_log.jsonl"
 REPORT = "data/report/report.html"
+REPORT_PDF = "data/report/report.pdf"
 VERIFY_MD = "data/VERIFY.md"
 VERIFY_SH = "data/verify.sh"
 SIGNED = "tagmanifest-sha256.txt"

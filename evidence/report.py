@@ -1,4 +1,4 @@
-"""The human side of a package: the HTML report, VERIFY.md and the shell-only verify.sh.
+"""The human side of a package: the HTML and PDF/A report, VERIFY.md and the shell-only verify.sh.
 
 The report says what was captured, when, how and by which tool, with the hashes and the steps to verify;
 all market text in it is escaped (markets are hostile) and the page runs no script (a CSP forbids it).
@@ -21,6 +21,7 @@ body{font-family:Georgia,serif;max-width:1100px;margin:2em auto;color:#111}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:1em 0}
 td,th{border:1px solid #999;padding:3px 6px;text-align:left;vertical-align:top}
 code,.hash{font-family:monospace;font-size:12px;word-break:break-all}
+pre{white-space:pre-wrap;font-size:11px}
 h1{font-size:22px}h2{font-size:17px;margin-top:1.6em}
 """
 
@@ -95,6 +96,18 @@ def render_report(
     parts.append(e(verify_instructions()))
     parts.append("</pre></body></html>\n")
     return "\n".join(parts)
+
+
+def write_pdf(html: str, path: Path, attachments: list[Path]) -> None:
+    """The report as PDF/A-3b (archival, with `attachments` embedded), for filing with a court.
+
+    WeasyPrint renders the same HTML (no script, no network: it is given no base URL and the page links
+    nothing). Not validated with veraPDF here: that tool is not packaged for this machine.
+    """
+    from weasyprint import HTML, Attachment
+
+    files = [Attachment(filename=str(item), name=item.name) for item in attachments]
+    HTML(string=html).write_pdf(str(path), pdf_variant="pdf/a-3b", attachments=files)
 
 
 def verify_instructions() -> str:

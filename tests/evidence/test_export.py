@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,15 @@ def test_a_vendor_package_verifies_in_every_layer(
         row["warc_record_id"].startswith("<urn:uuid:") and row["payload_sha256"] == row["page_sha256"]
         for row in rows
     )
+    pdf = (clean / layout.REPORT_PDF).read_bytes()
+    # PDF/A-3b, declared in its XMP metadata, with the provenance file attached (both in compressed streams).
+    inflated = b"".join(
+        zlib.decompress(chunk)
+        for chunk in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
+        if chunk[:1] == b"x"
+    )
+    assert pdf.startswith(b"%PDF-") and b'pdfaid:part="3"' in inflated and b"provenance.json" in inflated
+    assert b'"crawls"' in inflated  # the attached provenance.json itself
     info = (clean / "bag-info.txt").read_text()
     assert (
         "External-Identifier: case-17" in info
