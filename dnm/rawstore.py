@@ -153,6 +153,8 @@ EarlierLookup = Callable[[str], StoredPayload | None]
 LOG_CHUNK = 500
 FETCH_LOG_TYPE = "application/x-ndjson"
 FETCH_LOG_URI = "urn:x-dnm:fetch-log:"
+# The crawl's network path (transport, tor, name resolution, isolation, clock), written after warcinfo.
+NETWORK_PATH_URI = "urn:x-dnm:network-path:"
 
 
 class RawStore:
@@ -200,6 +202,20 @@ class RawStore:
             self.final_size = self.file.tell()
             self.file.close()
             self.chain.close()
+
+    def write_metadata(self, uri: str, content_type: str, body: bytes) -> str:
+        """Write a `metadata` record (chained like every record); returns its record id."""
+        record = self.writer.create_warc_record(
+            uri,
+            "metadata",
+            payload=BytesIO(body),
+            length=len(body),
+            warc_content_type=content_type,
+            warc_headers_dict={"WARC-Date": warc_date(datetime.now(UTC))},
+        )
+        self._write(record)
+        self.file.flush()
+        return str(record.rec_headers.get_header("WARC-Record-ID"))
 
     def flush_log(self) -> None:
         """Write the buffered fetch-log lines as one metadata record."""

@@ -8,8 +8,9 @@ The steps, each failing the export rather than producing a weaker package:
    anything leaves it (dnm.archive_check);
 3. the records copied byte for byte (gzip member by member, as the raw store's hash chain places them)
    into one WARC per source file, with each file's warcinfo, each response's request record and the
-   fetch-log records of later nights; plus a WARC of network-path records (transport, tor version,
-   onion hosts, mirror, isolation, clock) built from the crawl rows; all in a deterministic WACZ;
+   fetch-log records of later nights and the network-path record each crawl wrote at capture (transport,
+   tor version and SOCKS port, name resolution, isolation, clock and its NTP state); plus a WARC of
+   what the crawl rows add (hosts fetched, mirror at the end, status); all in a deterministic WACZ;
 4. the rows as JSON Lines and CSV, each with its record's id, file, date, URI and payload SHA-256; the
    provenance file; the custody log (capture, verification, export; head bound into bag-info); the HTML
    report; VERIFY.md and verify.sh;
@@ -49,7 +50,7 @@ from sqlalchemy.orm import Session
 from dnm import __version__
 from dnm.archive_check import verify_archive
 from dnm.export import ExportFilter, export_rows
-from dnm.rawstore import CHAIN_SUFFIX, FETCH_LOG_TYPE, Sha256WARCWriter, warc_date
+from dnm.rawstore import CHAIN_SUFFIX, FETCH_LOG_TYPE, NETWORK_PATH_URI, Sha256WARCWriter, warc_date
 from evidence import package as layout
 from evidence.bag import make_bag
 from evidence.custody import CustodyLog
@@ -59,7 +60,7 @@ from evidence.timestamp import check_time, fetch_timestamp, verify_timestamp
 from evidence.wacz import write_wacz
 from models import Crawl, Market, Page, Payload, Url
 
-NETWORK_WARC = "network-path.warc.gz"
+NETWORK_WARC = "crawl-facts.warc.gz"
 # Record ids of the network-path records are derived from what they describe, so re-exports match.
 NETWORK_NAMESPACE = uuid.UUID("6d1f3c1e-2f4b-4a8e-9c1d-5b7a3e2f9a10")
 DEPENDENCIES = ("scrapy", "warcio", "sqlalchemy", "stem", "bagit", "rfc3161-client", "cryptography")
@@ -388,11 +389,7 @@ def _copy_records(raw_directory: Path, plan: _Plan, scratch: Path) -> list[tuple
                 member = stream.read(line["length"])
                 if hashlib.sha256(member).hexdigest() != line["sha256"]:
                     raise EvidenceError(f"{warc_file} record {n} changed since capture")
-                if (
-                    line["type"] == "metadata"
-                    and logged.get(warc_file)
-                    and _logs_any(member, logged[warc_file])
-                ):
+                if line["type"] == "metadata" and _kept_metadata(member, logged.get(warc_file, set())):
                     keep.add(n)
                 if n in keep:
                     members.append(member)
@@ -402,11 +399,14 @@ def _copy_records(raw_directory: Path, plan: _Plan, scratch: Path) -> list[tuple
     return out
 
 
-def _logs_any(member: bytes, fetches: set[tuple[str, str]]) -> bool:
-    """Whether a metadata record is a fetch log holding any of (url, WARC date)."""
+def _kept_metadata(member: bytes, fetches: set[tuple[str, str]]) -> bool:
+    """Whether a metadata record goes into the package: the crawl's network path (written at capture), or
+    a fetch log holding any of the selection's fetches (url, WARC date)."""
     record = gzip.decompress(member)
     head, _, body = record.partition(b"\r\n\r\n")
-    if f"Content-Type: {FETCH_LOG_TYPE}".encode() not in head:
+    if f"WARC-Target-URI: {NETWORK_PATH_URI}".encode() in head:
+        return True
+    if f"Content-Type: {FETCH_LOG_TYPE}".encode() not in head or not fetches:
         return False
     for raw in body.splitlines():
         if raw.strip():
@@ -417,7 +417,8 @@ def _logs_any(member: bytes, fetches: set[tuple[str, str]]) -> bool:
 
 
 def _network_warc(plan: _Plan, path: Path) -> Path:
-    """A metadata record per crawl: how the crawl reached the market, from what the crawl row recorded."""
+    """A metadata record per crawl with what the crawl row adds to its captures: the hosts its rows were
+    fetched from, the mirror in use at the end, its status."""
     hosts: dict[int, set[str]] = {}
     for group in plan.fetches:
         for fetch in group:
@@ -425,31 +426,22 @@ def _network_warc(plan: _Plan, path: Path) -> Path:
     with path.open("wb") as out:
         writer = Sha256WARCWriter(out, gzip=True, warc_version="WARC/1.1")
         for crawl_id, facts in plan.crawls.items():
-            tor = facts["transport"] == "tor"
             body = _json(
                 {
                     "crawl_id": crawl_id,
                     "market": facts["market"],
                     "transport": facts["transport"],
-                    "tor_version": facts["tor_version"] or ("unknown" if tor else None),
+                    "tor_version": facts["tor_version"],
                     "hosts_fetched": sorted(hosts.get(crawl_id, ())),
                     "mirror_at_end": facts["mirror"],
-                    "name_resolution": "by Tor (socks5h): onion names never resolved locally"
-                    if tor
-                    else "loopback",
-                    "isolation": (
-                        "a Tor SOCKS identity (username) per market and account: separate circuits"
-                        if tor
-                        else "none (direct transport, loopback test server)"
-                    ),
-                    "clock": "the crawling host's system clock, UTC; WARC-Date with microseconds; "
-                    "NTP state not recorded",
-                    "source": "crawl row and warcinfo written at capture (crawls.stats, dnm/rawstore.py)",
+                    "status": facts["status"],
+                    "source": "the crawl row (crawls table), written when the crawl ended; the network path "
+                    "as the crawl began is the crawl's own urn:x-dnm:network-path record",
                 }
             )
             when = datetime.fromisoformat(facts["finished_at"] or facts["started_at"])
             record = writer.create_warc_record(
-                f"urn:x-dnm:network-path:{crawl_id}",
+                f"urn:x-dnm:crawl-facts:{crawl_id}",
                 "metadata",
                 payload=io.BytesIO(body),
                 length=len(body),

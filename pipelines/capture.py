@@ -13,7 +13,9 @@ directory), `dnm/warc/chain_head` and `dnm/warc/chain_records` (its hash chain),
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 from typing import Any
 
 from scrapy import signals
@@ -22,7 +24,14 @@ from sqlalchemy import Engine, select
 
 from dnm import __version__
 from dnm.items import PageItem
-from dnm.rawstore import RawStore, StoredPayload, raw_dir, warcinfo_fields, warcio_version
+from dnm.rawstore import (
+    NETWORK_PATH_URI,
+    RawStore,
+    StoredPayload,
+    raw_dir,
+    warcinfo_fields,
+    warcio_version,
+)
 from models import Payload
 from models.db import open_engine
 from pipelines.storage import settings_hash
@@ -45,6 +54,42 @@ def earlier_payloads(engine: Engine) -> Any:
         return StoredPayload(row.warc_file, row.warc_record_id)
 
     return lookup
+
+
+def network_path(settings: Any, mirrors: tuple[str, ...]) -> bytes:
+    """How this crawl reaches the market, as the first record after warcinfo (evidence packages copy it).
+
+    Only what the crawl knows for sure; what it cannot tell is written as null, not guessed.
+    """
+    tor = settings.get("DNM_TRANSPORT", "tor") == "tor"
+    facts = {
+        "transport": settings.get("DNM_TRANSPORT", "tor"),
+        "tor_version": settings.get("DNM_TOR_VERSION") if tor else None,
+        "tor_socks": f"127.0.0.1:{settings.get('DNM_TOR_SOCKS_PORT')}" if tor else None,
+        "tor_launched_by_crawl": bool(settings.getbool("DNM_TOR_LAUNCHED")) if tor else None,
+        "name_resolution": "by Tor (socks5h): onion names never resolved locally" if tor else "loopback only",
+        "isolation": "a SOCKS identity (username) per market and account, so separate circuits"
+        if tor
+        else "none (direct transport to hosts allowed by name)",
+        "allowed_hosts": sorted(settings.getlist("DNM_ALLOWED_HOSTS")),
+        "profile_mirrors": list(mirrors),
+        "clock": clock_status(),
+    }
+    return json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
+
+
+def clock_status() -> dict[str, Any]:
+    """The capture clock: the host's UTC clock, and whether the system says it is NTP-synchronized."""
+    synchronized: bool | None = None
+    try:
+        shown = subprocess.run(
+            ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
+            capture_output=True, text=True, timeout=2, check=False,
+        ).stdout.strip()  # fmt: skip
+        synchronized = {"yes": True, "no": False}.get(shown)
+    except (OSError, subprocess.SubprocessError):
+        pass  # no systemd here: unknown, and recorded as unknown
+    return {"source": "system clock, UTC, microseconds (WARC-Date)", "ntp_synchronized": synchronized}
 
 
 class CapturePipeline:
@@ -89,6 +134,9 @@ class CapturePipeline:
             )
             self.store = RawStore(
                 self.directory, profile.market, crawl_id, info, earlier_payloads(self.engine)
+            )
+            self.store.write_metadata(
+                f"{NETWORK_PATH_URI}{crawl_id}", "application/json", network_path(settings, profile.mirrors)
             )
             stats.set_value("dnm/warc/file", self.store.warc_file)
             logger.info("raw captures of crawl %s go to %s", crawl_id, self.directory / self.store.warc_file)
