@@ -55,7 +55,7 @@ from evidence import package as layout
 from evidence.bag import make_bag
 from evidence.custody import CustodyLog
 from evidence.keys import fingerprint, load_private_key, public_pem, sign
-from evidence.report import render_report, verify_instructions, verify_script, write_pdf
+from evidence.report import certification, render_report, verify_instructions, verify_script, write_pdf
 from evidence.timestamp import check_time, fetch_timestamp, verify_timestamp
 from evidence.wacz import write_wacz
 from models import Crawl, Market, Page, Payload, Url
@@ -502,6 +502,9 @@ def _custody(
         at=created,
     )  # fmt: skip
     (work / layout.CUSTODY).write_bytes(log.lines())
+    (work / layout.CERTIFICATION).write_text(
+        certification(case_id, selection.describe(), created, plan.crawls), encoding="utf-8"
+    )
     html = render_report(work, case_id, selection.describe(), created, operator, plan.crawls, plan.rows)
     (work / layout.REPORT).write_text(html, encoding="utf-8")
     write_pdf(html, work / layout.REPORT_PDF, [work / layout.PROVENANCE])

@@ -10,6 +10,7 @@
   data/custody/custody_log.jsonl         hash-chained custody events; head in bag-info
   data/report/report.html, report.pdf    what was captured, when, how, with hashes and how to verify
                                          (the PDF is PDF/A-3b, provenance.json attached)
+  data/report/certification_902.txt      a draft FRE 902(13)/(14) certification for a person to sign
   data/VERIFY.md  data/verify.sh         the verification procedure (sha256sum and openssl only)
   signature/tagmanifest-sha256.txt.sig       Ed25519 over tagmanifest-sha256.txt
   signature/tagmanifest-sha256.txt.sig.tsr   RFC 3161 token over the .sig bytes
@@ -25,6 +26,7 @@ PROVENANCE = "data/provenance/provenance.json"
 CUSTODY = "data/custody/custody_log.jsonl"
 REPORT = "data/report/report.html"
 REPORT_PDF = "data/report/report.pdf"
+CERTIFICATION = "data/report/certification_902.txt"
 VERIFY_MD = "data/VERIFY.md"
 VERIFY_SH = "data/verify.sh"
 SIGNED = "tagmanifest-sha256.txt"

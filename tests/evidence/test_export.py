@@ -63,6 +63,8 @@ def test_a_vendor_package_verifies_in_every_layer(
                     paths[uri] = json.loads(body)
     assert set(paths) == {f"{NETWORK_PATH_URI}{crawl}" for crawl in (1, 2)}
     assert all(p["transport"] == "direct" and "ntp_synchronized" in p["clock"] for p in paths.values())
+    draft = (clean / layout.CERTIFICATION).read_text()
+    assert draft.startswith("DRAFT") and "case-17" in draft and "crawl 1 of hollowmere" in draft
     info = (clean / "bag-info.txt").read_text()
     assert (
         "External-Identifier: case-17" in info
