@@ -22,7 +22,7 @@ from evidence.export import EvidenceError, Signer
 from evidence.keys import init_key
 from evidence.verify import VerificationError, verify_package
 from tests.conftest import run_dnm
-from tests.evidence.support import Archive, Operator, export, vendor_of
+from tests.evidence.support import MARKET, Archive, Operator, export, vendor_of
 from tests.evidence.tsa import LocalTSA
 
 
@@ -399,3 +399,57 @@ def test_verification_uses_no_network(
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_listing_selection_holds_that_listing_and_its_feedback(
+    archive: Archive, signer: Signer, tmp_path: Path
+) -> None:
+    listings = run_dnm(
+        "export", "listings", "--database", archive.url, "--market", MARKET
+    ).stdout.splitlines()
+    listing = json.loads(listings[0])["listing_id"]
+    package = export(archive, signer, tmp_path, listing=listing)
+    verify_package(package, fingerprint_of(signer), signer.tsa_root_pem)
+    rows = [
+        json.loads(line) for line in (package / layout.EXTRACTED / "listings.jsonl").read_text().splitlines()
+    ]
+    assert rows and {row["listing_id"] for row in rows} == {listing}
+    assert not (package / layout.EXTRACTED / "vendors.jsonl").exists()
+    feedback = (package / layout.EXTRACTED / "feedback.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["listing_id"] == listing for line in feedback)
+
+
+def fingerprint_of(signer: Signer) -> str:
+    from evidence.keys import fingerprint, load_private_key
+
+    return fingerprint(load_private_key(signer.key).public_key())
+
+
+def test_the_commands_make_a_key_and_export_or_refuse(
+    archive: Archive, tsa: LocalTSA, tmp_path: Path
+) -> None:
+    key = tmp_path / "keys" / "operator.key"
+    made = run_dnm("keys", "init", "--key", str(key))
+    assert made.returncode == 0, made.stdout + made.stderr
+    printed = made.stdout.split("fingerprint (SHA-256): ")[1].split()[0]
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and len(printed) == 64
+    again = run_dnm("keys", "init", "--key", str(key))
+    assert again.returncode != 0 and "exists" in (again.stdout + again.stderr)
+    root = tmp_path / "tsa-root.pem"
+    root.write_bytes(tsa.root_pem)
+    common = ["evidence", "export", "--case", "C-1", "--market", MARKET, "--vendor", vendor_of(archive),
+              "--database", archive.url, "--raw-dir", str(archive.raw), "--key", str(key),
+              "--tsa-cert", str(root), "--output", str(tmp_path / "out")]  # fmt: skip
+    refused = run_dnm(*common)  # no TSA: no package
+    assert refused.returncode != 0 and "no time-stamping authority" in refused.stdout + refused.stderr
+    done = run_dnm(*common, "--tsa-url", tsa.url, "--operator", "Analyst B")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (package,) = (tmp_path / "out").iterdir()
+    verified = run_dnm(
+        "evidence", "verify", str(package), "--signer-fingerprint", printed, "--tsa-cert", str(root)
+    )
+    assert verified.returncode == 0 and "VALID" in verified.stdout
+    wrong = run_dnm(
+        "evidence", "verify", str(package), "--signer-fingerprint", "0" * 64, "--tsa-cert", str(root)
+    )
+    assert wrong.returncode == 1 and "FAIL signature" in wrong.stdout
