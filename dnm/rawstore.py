@@ -223,16 +223,7 @@ class RawStore:
             return
         body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in self.log).encode()
         self.log_records += 1
-        record = self.writer.create_warc_record(
-            f"{FETCH_LOG_URI}{self.crawl_id}:{self.log_records}",
-            "metadata",
-            payload=BytesIO(body),
-            length=len(body),
-            warc_content_type=FETCH_LOG_TYPE,
-            warc_headers_dict={"WARC-Date": warc_date(datetime.now(UTC))},
-        )
-        self._write(record)
-        self.file.flush()
+        self.write_metadata(f"{FETCH_LOG_URI}{self.crawl_id}:{self.log_records}", FETCH_LOG_TYPE, body)
         self.log = []
 
     def write(self, item: PageItem) -> StoredRecord:

@@ -57,7 +57,26 @@ class Listing(Base):
     __table_args__ = (UniqueConstraint("market_id", "listing_key", name="uq_listings_market_key"),)
 
 
-class ListingState(EntityState, Base):
+class ListingValues:
+    """A listing's values as the page showed them, normalized next to the strings shown: the columns a
+    state stores and a snapshot shows."""
+
+    # The vendor name the listing page showed: names change, and the snapshot keeps the one seen.
+    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(1000))
+    description: Mapped[str | None] = mapped_column(Text)
+    price_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    price_currency: Mapped[str | None] = mapped_column(String(8))
+    price_unit: Mapped[str | None] = mapped_column(String(64))
+    price_shown: Mapped[str | None] = mapped_column(String(400))
+    escrow: Mapped[bool | None] = mapped_column(Boolean)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    stock_shown: Mapped[str | None] = mapped_column(String(200))
+    ships_from_shown: Mapped[str | None] = mapped_column(String(1000))
+    ships_to_shown: Mapped[str | None] = mapped_column(String(2000))
+
+
+class ListingState(ListingValues, EntityState, Base):
     """A listing's values as a crawl read them: normalized values next to the strings the page showed.
 
     Stored once per change: nights that find the listing unchanged only add a `listing_sightings` row.
@@ -71,20 +90,7 @@ class ListingState(EntityState, Base):
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
 
     vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"))
-    # The vendor name the listing page showed: names change, and the snapshot keeps the one seen.
-    vendor_name: Mapped[str | None] = mapped_column(String(200))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
-    title: Mapped[str] = mapped_column(String(1000))
-    description: Mapped[str | None] = mapped_column(Text)
-    price_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    price_currency: Mapped[str | None] = mapped_column(String(8))
-    price_unit: Mapped[str | None] = mapped_column(String(64))
-    price_shown: Mapped[str | None] = mapped_column(String(400))
-    escrow: Mapped[bool | None] = mapped_column(Boolean)
-    stock: Mapped[int | None] = mapped_column(Integer)
-    stock_shown: Mapped[str | None] = mapped_column(String(200))
-    ships_from_shown: Mapped[str | None] = mapped_column(String(1000))
-    ships_to_shown: Mapped[str | None] = mapped_column(String(2000))
 
     listing: Mapped[Listing] = relationship()
     prices: Mapped[list[ListingPrice]] = relationship(order_by="ListingPrice.position")
@@ -112,7 +118,7 @@ class ListingSighting(Sighting, Base):
     )
 
 
-class ListingSnapshot(SnapshotProvenance, ViewBase):
+class ListingSnapshot(ListingValues, SnapshotProvenance, ViewBase):
     """A listing as one crawl observed it: a sighting with its state and page (the view `listing_snapshots`).
 
     Read-only: the archive writes states and sightings, and this view joins them back into one row per
@@ -123,20 +129,7 @@ class ListingSnapshot(SnapshotProvenance, ViewBase):
 
     listing_id: Mapped[int] = mapped_column()
     vendor_id: Mapped[int | None] = mapped_column()
-    # The vendor name the listing page showed: names change, and the snapshot keeps the one seen.
-    vendor_name: Mapped[str | None] = mapped_column(String(200))
     category_id: Mapped[int | None] = mapped_column()
-    title: Mapped[str] = mapped_column(String(1000))
-    description: Mapped[str | None] = mapped_column(Text)
-    price_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    price_currency: Mapped[str | None] = mapped_column(String(8))
-    price_unit: Mapped[str | None] = mapped_column(String(64))
-    price_shown: Mapped[str | None] = mapped_column(String(400))
-    escrow: Mapped[bool | None] = mapped_column(Boolean)
-    stock: Mapped[int | None] = mapped_column(Integer)
-    stock_shown: Mapped[str | None] = mapped_column(String(200))
-    ships_from_shown: Mapped[str | None] = mapped_column(String(1000))
-    ships_to_shown: Mapped[str | None] = mapped_column(String(2000))
 
     listing: Mapped[Listing] = relationship(
         Listing, primaryjoin=lambda: foreign(ListingSnapshot.listing_id) == Listing.id, viewonly=True

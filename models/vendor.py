@@ -26,13 +26,8 @@ class Vendor(Base):
     __table_args__ = (UniqueConstraint("market_id", "vendor_key", name="uq_vendors_market_key"),)
 
 
-class VendorState(EntityState, Base):
-    """A vendor profile's values as a crawl read them; stored once per change (models.base.EntityState)."""
-
-    __tablename__ = "vendor_states"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+class VendorValues:
+    """A vendor profile's values as the page showed them: the columns a state stores and a snapshot shows."""
 
     name: Mapped[str] = mapped_column(String(200))
     name_shown: Mapped[str] = mapped_column(String(400))
@@ -44,6 +39,16 @@ class VendorState(EntityState, Base):
     status: Mapped[str | None] = mapped_column(String(16))
     feedback_count: Mapped[int | None] = mapped_column(Integer)
     fingerprint_shown: Mapped[str | None] = mapped_column(String(64))
+
+
+class VendorState(VendorValues, EntityState, Base):
+    """A vendor profile's values as a crawl read them; stored once per change (models.base.EntityState)."""
+
+    __tablename__ = "vendor_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+
     pgp_key_id: Mapped[int | None] = mapped_column(ForeignKey("pgp_keys.id"))
 
     __table_args__ = (Index("ix_vendor_states_vendor", "vendor_id"),)
@@ -68,23 +73,13 @@ class VendorSighting(Sighting, Base):
     )
 
 
-class VendorSnapshot(SnapshotProvenance, ViewBase):
+class VendorSnapshot(VendorValues, SnapshotProvenance, ViewBase):
     """A vendor profile as one crawl observed it: a sighting with its state and page (the view
     `vendor_snapshots`); read-only."""
 
     __tablename__ = "vendor_snapshots"
 
     vendor_id: Mapped[int] = mapped_column()
-    name: Mapped[str] = mapped_column(String(200))
-    name_shown: Mapped[str] = mapped_column(String(400))
-    level: Mapped[int | None] = mapped_column(Integer)
-    trust_level: Mapped[int | None] = mapped_column(Integer)
-    sales: Mapped[int | None] = mapped_column(Integer)
-    rating: Mapped[Decimal | None] = mapped_column(ExactDecimal())
-    joined_on: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[str | None] = mapped_column(String(16))
-    feedback_count: Mapped[int | None] = mapped_column(Integer)
-    fingerprint_shown: Mapped[str | None] = mapped_column(String(64))
     # "Last seen 3 hours ago" moves every night without the vendor changing: kept per sighting.
     last_seen_earliest: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_latest: Mapped[datetime | None] = mapped_column(UTCDateTime())
