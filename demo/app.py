@@ -25,11 +25,14 @@ def create_app(
     malformed_rate: float = 0.0,
     hostility: Hostility | None = None,
     phishing: bool = False,
+    layout_change_day: int | None = None,
 ) -> Flask:
     """Build the app for (seed, market, day); the same arguments always serve the same bytes.
 
     `hostility` turns on hostile behaviours (docs/hostile-demo.md); `phishing` makes this app the
-    market's phishing clone (its own key, tampered vendor keys).
+    market's phishing clone (its own key, tampered vendor keys). `layout_change_day` redesigns the
+    market's listing and vendor pages on every day >= it (None: never), as a real market's new
+    layout breaks a profile's selectors; the data and the truth are the same either way.
     """
     if market not in MARKETS:
         raise ValueError(f"unknown market {market!r}: use one of {MARKETS}")
@@ -44,7 +47,8 @@ def create_app(
         "lstrip_blocks": True,
         "undefined": StrictUndefined,
     }
-    app.extensions["demo"] = DemoState(md, skin, faults.malformed_ids(md, malformed_rate))
+    redesigned = layout_change_day is not None and day >= layout_change_day
+    app.extensions["demo"] = DemoState(md, skin, faults.malformed_ids(md, malformed_rate), redesigned)
     app.register_blueprint(skin.blueprint)
 
     @app.context_processor
@@ -58,6 +62,7 @@ def create_app(
             "mirror_note": vocab.MIRROR_NOTE,
             "phishing": vocab.PHISHING_WARNING,
             "countries": noise.countries(),
+            "redesigned": demo.redesigned,
         }
 
     @app.errorhandler(404)

@@ -54,6 +54,7 @@ class DemoState:
     md: MarketDay
     skin: Skin
     malformed: frozenset[str]  # listing ids served truncated
+    redesigned: bool = False  # listing and vendor pages in the post-redesign markup (layout_change_day)
 
     @property
     def mirrors(self) -> tuple[str, ...]:
