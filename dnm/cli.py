@@ -15,7 +15,8 @@ from rich.console import Console
 
 from transport.errors import TorError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+# 4: the crawl is complete, but raised a drift alarm against the market's last good crawl (dnm.drift).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_DRIFT = 0, 1, 2, 3, 4
 TORNET_STATE = Path("var/tornet/state.json")
 
 
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--scale", default="small")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument(
+        "--layout-change-day",
+        type=int,
+        metavar="N",
+        help="from day N on, serve the markets' redesigned listing and vendor pages (same data; shipping "
+        "terms and vendor facts move out of where the profiles look): for testing drift alarms",
+    )
+    serve.add_argument(
         "--port", type=int, default=8401, help="port of the first market; the next ones follow"
     )
     _add_hostile_options(serve)
@@ -155,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_archive_commands(commands)
     _add_evidence_commands(commands)
     _add_report_command(commands)
+    _add_status_command(commands)
     return parser
 
 
@@ -271,8 +280,10 @@ def _crawl_and_summarize(jobs: list[Any], overrides: dict[str, Any], progress: b
         render(summary, console)
         if summary.status == "failed":
             status = EXIT_FAILED
-        elif summary.status != "complete" and status == EXIT_OK:
+        elif summary.status != "complete" and status in (EXIT_OK, EXIT_DRIFT):
             status = EXIT_PARTIAL
+        elif summary.drift_alarms and status == EXIT_OK:
+            status = EXIT_DRIFT
     return status
 
 
@@ -384,6 +395,7 @@ def cmd_demo_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         hostility=hostility,
+        layout_change_day=args.layout_change_day,
     )
     return EXIT_OK
 
@@ -879,6 +891,48 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
         print(f"PASS {layer}: {what}")
     print(f"package of case {verified.case}, exported {verified.created.isoformat()}: VALID")
     return EXIT_OK
+
+
+# -- dnm status: each market's last crawls, coverage and drift alarms (dnm/drift.py) -----------------
+
+
+def _add_status_command(commands: Any) -> None:
+    status = commands.add_parser(
+        "status", help="per market: the last crawls, their coverage and drift alarms"
+    )
+    status.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
+    status.add_argument("--last", type=int, default=5, help="crawls per market (default 5)")
+    status.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 when every market's latest crawl is complete with no alarm, else 4 (for a morning check)."""
+    from dnm.drift import market_status
+    from models.db import open_engine
+
+    engine = open_engine(args.database)
+    try:
+        markets = market_status(engine, args.last)
+    finally:
+        engine.dispose()
+    if not markets:
+        print("the archive holds no crawl yet")
+        return EXIT_OK
+    worst = EXIT_OK
+    for market, crawls in markets.items():
+        print(market)
+        for crawl in crawls:
+            coverage = "-" if crawl.coverage is None else f"{crawl.coverage:.0%}"
+            kind = f" (re-parse of {crawl.reparse_of})" if crawl.reparse_of else ""
+            alarms = f"  DRIFT: {'; '.join(crawl.alarms)}" if crawl.alarms else ""
+            line = (
+                f"  crawl {crawl.crawl_id:>5}  {crawl.started_at}  {crawl.status:<8}  coverage {coverage:>5}"
+            )
+            print(f"{line}{kind}{alarms}")
+        latest = next((c for c in crawls if c.reparse_of is None), None)
+        if latest is not None and (latest.status != "complete" or latest.alarms):
+            worst = EXIT_DRIFT
+    return worst
 
 
 # -- dnm report: the HTML market report (dnm/analytics/report.py, docs/analytics.md) ------------------

@@ -169,6 +169,16 @@ class Completeness:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """When a crawl differs from the market's last good one enough to raise an alarm (dnm.drift)."""
+
+    # A field's fill rate or a page type's coverage falling by more than this (a share: 0.1 = 10 points).
+    max_drop: float = 0.1
+    # Fields filled on fewer records than this in the last good crawl are not watched (too few to judge).
+    min_records: int = 5
+
+
+@dataclass(frozen=True)
 class Profile:
     """A market profile, checked and compiled."""
 
@@ -190,6 +200,7 @@ class Profile:
     login: LoginRule | None = None
     mirror_list: MirrorListRule | None = None
     completeness: Completeness = field(default_factory=Completeness)
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def parser_version(self) -> str:
@@ -291,6 +302,7 @@ class _Compiler:
                 "login",
                 "mirror_list",
                 "completeness",
+                "drift",
             },
         )
         for key in ("market", "version", "pages"):
@@ -346,6 +358,7 @@ class _Compiler:
             login=self.optional(top, "login", self.login, ""),
             mirror_list=self.optional(top, "mirror_list", self.mirror_list, ""),
             completeness=self.completeness(top.get("completeness") or {}, "completeness", set(names)),
+            drift=self.drift(top.get("drift") or {}, "drift"),
         )
 
     def optional(self, spec: dict[str, Any], key: str, build: Any, where: str) -> Any:
@@ -445,6 +458,16 @@ class _Compiler:
             key=str(spec["key"]),
             fingerprint=fingerprint,
         )
+
+    def drift(self, data: Any, where: str) -> Drift:
+        spec = self.mapping(data, where, {"max_drop", "min_records"})
+        max_drop = spec.get("max_drop", Drift.max_drop)
+        if not isinstance(max_drop, int | float) or not 0 < max_drop <= 1:
+            raise self.fail(f"{where}.max_drop", "expected a share between 0 (exclusive) and 1")
+        min_records = spec.get("min_records", Drift.min_records)
+        if not isinstance(min_records, int) or min_records < 1:
+            raise self.fail(f"{where}.min_records", "expected a positive integer")
+        return Drift(max_drop=float(max_drop), min_records=min_records)
 
     def completeness(self, data: Any, where: str, page_types: set[str]) -> Completeness:
         spec = self.mapping(data, where, {"threshold", "expect"})

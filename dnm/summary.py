@@ -49,6 +49,9 @@ class CrawlSummary:
     coverage: dict[str, Coverage] = field(default_factory=dict)
     barriers: dict[str, int] = field(default_factory=dict)
     mirrors: list[dict[str, Any]] = field(default_factory=list)
+    # Drops against the market's last good crawl (dnm.drift), and which crawl that was.
+    drift_alarms: list[str] = field(default_factory=list)
+    drift_baseline: int | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -115,6 +118,8 @@ def summarize(engine: Engine, crawl_id: int) -> CrawlSummary:
                 if key.startswith("dnm/barriers/") and isinstance(value, int)
             },
             mirrors=list((crawl.stats or {}).get("dnm/mirrors") or []),
+            drift_alarms=list((crawl.stats or {}).get("dnm/drift/alarms") or []),
+            drift_baseline=(crawl.stats or {}).get("dnm/drift/baseline"),
         )
 
 
@@ -200,6 +205,10 @@ def render(summary: CrawlSummary, console: Console | None = None) -> None:
             f"{c.share:.1%}: {c.parsed} parsed of {c.expected} expected"
             f" (discovered {c.discovered}, claimed {c.claimed}, fetched {c.fetched})",
         )
+    if summary.drift_alarms:
+        table.add_row("DRIFT ALARMS", "; ".join(summary.drift_alarms))
+    elif summary.drift_baseline is not None:
+        table.add_row("drift", f"none (compared with crawl {summary.drift_baseline})")
     if summary.barriers:
         table.add_row("barriers", ", ".join(f"{k} {v}" for k, v in sorted(summary.barriers.items())))
     for mirror in summary.mirrors:

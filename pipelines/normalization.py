@@ -2,7 +2,9 @@
 
 Relative dates are resolved against the market's own clock when the profile says where the page
 prints it, else against the capture time. Stats: `dnm/normalize/errors/<kind>.<field>`,
-`dnm/records/dropped/<kind>` (a required field could not be read).
+`dnm/records/dropped/<kind>` (a required field could not be read), and fill counts for drift detection
+(dnm.drift): `dnm/fill/<page type>/<kind>/records` and `dnm/fill/<page type>/<kind>/<field>` (records
+whose field has a value), over every record the page yielded, stored or not.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class NormalizationPipeline:
 
     def open_spider(self) -> None:
         self.profile = self.crawler.spider.profile  # type: ignore[union-attr]
+        self.fields: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, PageItem) or not item.raw_records:
@@ -43,6 +46,7 @@ class NormalizationPipeline:
         records = normalize_records(
             self.profile.page(item.page_type), item.raw_records, context, self.profile
         )
+        self.count_fill(item.page_type, records)
         for record in records:
             for error in record.errors:
                 stats.inc_value(f"dnm/normalize/errors/{error.split(':', 1)[0]}")
@@ -54,6 +58,21 @@ class NormalizationPipeline:
             else:
                 stats.inc_value(f"dnm/records/dropped/{record.kind}")
         return item
+
+    def count_fill(self, page_type: str, records: list[Any]) -> None:
+        """How many records of each kind the page yielded, and how many have each profile field filled."""
+        stats = self.crawler.stats
+        assert stats is not None
+        fields = self.fields.get(page_type)
+        if fields is None:
+            rule = self.profile.page(page_type)
+            fields = self.fields[page_type] = {r.kind: tuple(f.name for f in r.fields) for r in rule.records}
+        for record in records:
+            prefix = f"dnm/fill/{page_type}/{record.kind}"
+            stats.inc_value(f"{prefix}/records")
+            for name in fields.get(record.kind, ()):
+                if filled(record.values.get(name)):
+                    stats.inc_value(f"{prefix}/{name}")
 
     def server_time(self, item: PageItem) -> Any:
         """The market clock printed on the page, if the profile knows where; None otherwise."""
@@ -69,3 +88,17 @@ class NormalizationPipeline:
             self.crawler.stats.inc_value("dnm/normalize/errors/clock")
             logger.warning("unreadable market clock on %s: %s", item.url, exc)
             return None
+
+
+def filled(value: Any) -> bool:
+    """Whether a normalized value says something: not missing, not an empty string, list or region set.
+
+    0 and False are values (no stock left, no escrow)."""
+    if value is None:
+        return False
+    if isinstance(value, str | list | tuple | dict | set):
+        return bool(value)
+    codes = getattr(value, "codes", None)
+    if codes is not None:  # Regions: the codes named, or those excluded
+        return bool(codes) or bool(getattr(value, "excluded", ()))
+    return True

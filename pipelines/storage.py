@@ -20,6 +20,7 @@ from scrapy.crawler import Crawler
 from dnm import __version__
 from dnm.archive import ArchiveWriter, CapturedPage, CrawlSetup
 from dnm.coverage import shortfalls
+from dnm.drift import check, fields_of, notify, run_report
 from dnm.items import PageItem
 from models.db import open_engine
 
@@ -134,10 +135,36 @@ class SnapshotPipeline:
         )
         stats.set_value("dnm/records/duplicate", self.writer.duplicates)
         stats.set_value("dnm/crawl_status", status)
+        self.watch_drift(spider.profile, status)
         # The mirror recorded is the one crawled: not a refused clone offered first, not a dead primary.
         used = mirrors.current() if mirrors is not None else None
         self.writer.finish(status, why, dict(stats.get_stats()), used.url if used else None)
         self.writer.engine.dispose()
+
+    def watch_drift(self, profile: Any, status: str) -> None:
+        """The run report, compared with the market's last good crawl (dnm.drift); alarms into the stats."""
+        assert (
+            self.writer is not None and self.writer.crawl_id is not None and self.writer.market_id is not None
+        )
+        stats = self.crawler.stats
+        assert stats is not None
+        report = run_report(stats.get_stats(), status, fields_of(profile))
+        stats.set_value("dnm/run_report", report)
+        try:
+            baseline, alarms = check(
+                self.writer.engine, self.writer.market_id, self.writer.crawl_id, report, profile.drift
+            )
+        except Exception:
+            # Monitoring must never lose a crawl: the data is stored; the comparison is logged as failed.
+            logger.exception("could not compare crawl %s with the last good one", self.writer.crawl_id)
+            return
+        stats.set_value("dnm/drift/baseline", baseline)
+        stats.set_value("dnm/drift/alarms", [str(alarm) for alarm in alarms])
+        for alarm in alarms:
+            logger.warning("drift alarm: %s", alarm)
+        hook = self.crawler.settings.get("DNM_DRIFT_HOOK")
+        if alarms and hook:
+            notify(hook, profile.market, self.writer.crawl_id, alarms)
 
 
 def crawl_status(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from demo.mirrors import market_key
-from dnm.profile import ProfileError, available_markets, load_profile
+from dnm.profile import Drift, ProfileError, available_markets, load_profile
 
 MINIMAL = """
 market: tiny
@@ -164,6 +164,18 @@ def test_barrier_keys_are_optional(tmp_path: Path) -> None:
     profile = load_profile("tiny", tmp_path)
     assert profile.gates == () and profile.login is None and profile.mirror_list is None
     assert profile.completeness.threshold == 1.0 and profile.completeness.expect == ()
+
+
+def test_drift_thresholds_compile_default_and_are_checked(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    assert load_profile("tiny", tmp_path).drift == Drift(max_drop=0.1, min_records=5)
+    write(tmp_path, MINIMAL + "drift: {max_drop: 0.25, min_records: 20}\n")
+    assert load_profile("tiny", tmp_path).drift == Drift(max_drop=0.25, min_records=20)
+    for bad, where in (("{max_drop: 2}", "drift.max_drop"), ("{min_records: 0}", "drift.min_records"),
+                       ("{typo: 1}", "drift")):  # fmt: skip
+        write(tmp_path, MINIMAL + f"drift: {bad}\n")
+        with pytest.raises(ProfileError, match=where):
+            load_profile("tiny", tmp_path)
 
 
 MARKETS = ("hollowmere", "copperline")
