@@ -74,37 +74,52 @@ def verify_archive(
     return checks
 
 
-def _check_file(check: CrawlCheck, raw_directory: Path, stats: dict[str, Any], held: set[str | None]) -> None:
-    path = raw_directory / str(check.warc_file)
+class ChainError(ValueError):
+    """A WARC file's hash chain that is missing, broken, or not the one the crawl row recorded."""
+
+
+def verified_chain(raw_directory: Path, warc_file: str, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chain lines of a crawl's WARC file, each linked to the one before and the last to the head the
+    crawl row kept; ChainError otherwise. Cheap (the chain file only): what a record's bytes must hash to
+    can then be checked record by record (evidence export), or for the whole file (verify_archive)."""
+    path = raw_directory / warc_file
     chain_path = path.with_name(path.name + CHAIN_SUFFIX)
     if not path.is_file():
-        check.problems.append(f"WARC file {path} is missing")
-        return
+        raise ChainError(f"WARC file {path} is missing")
     head, count = stats.get("dnm/warc/chain_head"), stats.get("dnm/warc/chain_records")
     if head is None:
-        check.notes.append("no hash chain recorded (captured before the chain existed): digests only")
-        _check_digests(check, path)
-        return
+        raise ChainError(f"{warc_file}: no hash chain recorded (captured before the chain existed)")
     if not chain_path.is_file():
-        check.problems.append(f"hash chain {chain_path} is missing")
-        return
+        raise ChainError(f"hash chain {chain_path} is missing")
     try:
         links = list(_chain(chain_path.read_bytes()))
     except ValueError as exc:
-        check.problems.append(f"hash chain {chain_path.name}: {exc}")
-        return
+        raise ChainError(f"hash chain {chain_path.name}: {exc}") from None
     last = hashlib.sha256(links[-1][1]).hexdigest() if links else GENESIS
     if last != head or len(links) != count:
-        check.problems.append(
+        raise ChainError(
             f"hash chain {chain_path.name} ends at {last[:16]}… after {len(links)} records, the crawl row "
             f"recorded {str(head)[:16]}… after {count}: the chain file was rewritten or cut"
         )
+    return [line for line, _ in links]
+
+
+def _check_file(check: CrawlCheck, raw_directory: Path, stats: dict[str, Any], held: set[str | None]) -> None:
+    path = raw_directory / str(check.warc_file)
+    if path.is_file() and stats.get("dnm/warc/chain_head") is None:
+        check.notes.append("no hash chain recorded (captured before the chain existed): digests only")
+        _check_digests(check, path)
         return
-    check.records = len(links)
-    _check_members(check, path, [line for line, _ in links])
+    try:
+        lines = verified_chain(raw_directory, str(check.warc_file), stats)
+    except ChainError as exc:
+        check.problems.append(str(exc))
+        return
+    check.records = len(lines)
+    _check_members(check, path, lines)
     if check.ok:
         _check_digests(check, path)
-    responses = {line["record_id"] for line, _ in links if line["type"] == "response"}
+    responses = {line["record_id"] for line in lines if line["type"] == "response"}
     missing = sorted(str(record) for record in held - responses)
     if missing:
         check.problems.append(

@@ -48,9 +48,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from dnm import __version__
-from dnm.archive_check import verify_archive
+from dnm.archive_check import ChainError, verified_chain
 from dnm.export import ExportFilter, export_rows
-from dnm.rawstore import CHAIN_SUFFIX, FETCH_LOG_TYPE, NETWORK_PATH_URI, Sha256WARCWriter, warc_date
+from dnm.rawstore import FETCH_LOG_TYPE, NETWORK_PATH_URI, Sha256WARCWriter, warc_date
 from evidence import package as layout
 from evidence.bag import make_bag
 from evidence.custody import CustodyLog
@@ -153,7 +153,6 @@ def export_package(
     created = (now or datetime.now(UTC)).astimezone(UTC)
     private_key = load_private_key(signer.key)  # no key, no package: fail before any work
     plan = _plan(engine, selection)
-    _verify_sources(engine, raw_directory, plan)
     name = f"{case_id}_{created.strftime('%Y%m%dT%H%M%S%fZ')}"
     output.mkdir(parents=True, exist_ok=True)
     work = output / f".{name}.partial"
@@ -273,16 +272,6 @@ def _crawl_facts(crawl: Crawl, market: str) -> dict[str, Any]:
     }
 
 
-def _verify_sources(engine: Engine, raw_directory: Path, plan: _Plan) -> None:
-    """The raw captures the package draws on are intact in the archive (dnm archive verify)."""
-    for crawl_id in plan.crawls:
-        for check in verify_archive(engine, raw_directory, crawl_id=crawl_id):
-            if not check.ok:
-                raise EvidenceError(
-                    f"crawl {crawl_id}'s raw captures fail `dnm archive verify`: {'; '.join(check.problems)}"
-                )
-
-
 # -- writing the payload -------------------------------------------------------------------------------
 
 
@@ -369,13 +358,25 @@ def _copy_records(raw_directory: Path, plan: _Plan, scratch: Path) -> list[tuple
             own = crawl_files.get(fetch.crawl_id)
             if own and own != fetch.warc_file:
                 logged.setdefault(own, set()).add((fetch.url, warc_date(fetch.fetched_at)))
+    holders = {c["warc_file"]: c for c in plan.crawls.values() if c["warc_file"]}
     out: list[tuple[str, Path]] = []
     for warc_file in sorted(set(wanted) | set(logged)):
         source = raw_directory / warc_file
-        chain = [
-            json.loads(line)
-            for line in source.with_name(source.name + CHAIN_SUFFIX).read_bytes().splitlines()
-        ]
+        facts = holders.get(warc_file)
+        if facts is None:
+            raise EvidenceError(f"{warc_file}: no crawl of the archive wrote it")
+        try:
+            # The chain as the crawl row vouches for it; each record copied must then hash as chained.
+            chain = verified_chain(
+                raw_directory,
+                warc_file,
+                {
+                    "dnm/warc/chain_head": facts["warc_chain_head"],
+                    "dnm/warc/chain_records": facts["warc_chain_records"],
+                },
+            )
+        except ChainError as exc:
+            raise EvidenceError(f"crawl {facts['crawl_id']}'s raw captures cannot be trusted: {exc}") from exc
         keep = {0}  # warcinfo
         for n, line in enumerate(chain):
             if line["record_id"] in wanted.get(warc_file, ()):
@@ -385,10 +386,15 @@ def _copy_records(raw_directory: Path, plan: _Plan, scratch: Path) -> list[tuple
         with source.open("rb") as stream:
             members = []
             for n, line in enumerate(chain):
+                if n not in keep and line["type"] != "metadata":
+                    continue  # only what goes into the package is read
                 stream.seek(line["offset"])
                 member = stream.read(line["length"])
                 if hashlib.sha256(member).hexdigest() != line["sha256"]:
-                    raise EvidenceError(f"{warc_file} record {n} changed since capture")
+                    raise EvidenceError(
+                        f"{warc_file} record {n} ({line['record_id']}) changed since capture: its bytes "
+                        "are not those its hash chain recorded (run dnm archive verify)"
+                    )
                 if line["type"] == "metadata" and _kept_metadata(member, logged.get(warc_file, set())):
                     keep.add(n)
                 if n in keep:

@@ -453,3 +453,25 @@ def test_the_commands_make_a_key_and_export_or_refuse(
         "evidence", "verify", str(package), "--signer-fingerprint", "0" * 64, "--tsa-cert", str(root)
     )
     assert wrong.returncode == 1 and "FAIL signature" in wrong.stdout
+
+
+def test_a_capture_changed_inside_the_archive_is_refused_before_export(
+    archive: Archive, signer: Signer, tmp_path: Path
+) -> None:
+    raw = tmp_path / "warc"
+    shutil.copytree(archive.raw, raw)
+    for chain in raw.rglob("*.chain.jsonl"):
+        for line in chain.read_text().splitlines():
+            record = json.loads(line)
+            if record["type"] == "response":
+                warc = chain.with_name(chain.name.removesuffix(".chain.jsonl"))
+                data = bytearray(warc.read_bytes())
+                data[record["offset"] + record["length"] // 2] ^= 0x01
+                warc.write_bytes(bytes(data))
+    with pytest.raises(EvidenceError, match="changed since capture"):
+        export(Archive(archive.url, raw), signer, tmp_path / "out", vendor=vendor_of(archive))
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    (chain,) = list(raw.glob("*/1-*.chain.jsonl"))
+    chain.write_text(chain.read_text().replace('"type":"request"', '"type":"reqwest"', 1))
+    with pytest.raises(EvidenceError, match="cannot be trusted"):
+        export(Archive(archive.url, raw), signer, tmp_path / "out", vendor=vendor_of(archive))
