@@ -513,7 +513,10 @@ def _custody(
     )
     html = render_report(work, case_id, selection.describe(), created, operator, plan.crawls, plan.rows)
     (work / layout.REPORT).write_text(html, encoding="utf-8")
-    write_pdf(html, work / layout.REPORT_PDF, [work / layout.PROVENANCE])
+    compact = render_report(
+        work, case_id, selection.describe(), created, operator, plan.crawls, plan.rows, compact=True
+    )
+    write_pdf(compact, work / layout.REPORT_PDF, [work / layout.PROVENANCE])
     return log.head()
 
 
