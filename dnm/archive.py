@@ -1,4 +1,4 @@
-"""Writing crawls into the archive: one crawl row, then each page with what it showed, a transaction a page.
+"""Writing crawls into the archive: one crawl row, then pages with what they showed, a transaction a batch.
 
 Storage grows with change, not with time. A page's body is a `payloads` row shared by every fetch that
 returned it. A listing's or vendor's values are a *state*, written when they differ from the entity's
@@ -6,22 +6,27 @@ latest state (by the hash of its normalized values, `content_hash`, and the pars
 crawl that sees the entity adds a *sighting*, a few integers. Nothing an earlier crawl wrote is changed.
 Entities (markets, vendors, listings, categories, keys) are upserted by the market's own ids.
 Feedback is stored once and sighted again by later crawls (models.feedback).
+
+A batch is written in three steps, each a handful of bulk statements rather than statements per record:
+the pages (bodies and URLs interned first), the entities the batch names for the first time (in the
+order the records name them, so ids come out as one record at a time would give them), then the records
+read into plain rows (states with their prices, regions and shipping options, sightings, feedback,
+category counts) that are inserted table by table at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from dnm.normalize.dates import TimeSpan
 from dnm.normalize.prices import Price
@@ -51,6 +56,57 @@ from models import (
 )
 from models.db import session_factory
 from models.types import UTCDateTime
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_PAGES = _table(Page)
+_PAYLOADS = _table(Payload)
+_URLS = _table(Url)
+_VENDORS = _table(Vendor)
+_LISTINGS = _table(Listing)
+_CATEGORIES = _table(Category)
+_PGP_KEYS = _table(PgpKey)
+_VENDOR_KEYS = _table(VendorKey)
+_FEEDBACK = _table(Feedback)
+_STATES = {"listing": _table(ListingState), "vendor": _table(VendorState)}
+_SIGHTINGS = {"listing": _table(ListingSighting), "vendor": _table(VendorSighting)}
+_LISTING_PRICES = _table(ListingPrice)
+_SHIPPING_REGIONS = _table(ShippingRegion)
+_SHIPPING_OPTIONS = _table(ShippingOption)
+_OBSERVATIONS = _table(CategoryObservation)
+
+# Built once: SQLAlchemy finds a statement's compiled form by its structure, which it need not walk anew.
+_RESIGHT_FEEDBACK = (
+    update(_FEEDBACK)
+    .where(_FEEDBACK.c.id == bindparam("feedback_id"))
+    .values(
+        last_crawl_id=bindparam("crawl"),
+        last_seen_at=bindparam("seen_at", type_=UTCDateTime()),
+        sightings=_FEEDBACK.c.sightings + 1,
+    )
+)
+_NARROW_FEEDBACK = _RESIGHT_FEEDBACK.values(
+    posted_earliest=bindparam("earliest", type_=UTCDateTime()),
+    posted_latest=bindparam("latest", type_=UTCDateTime()),
+    listing_id=bindparam("listing"),
+)
+_RELINK_KEYS = (
+    update(_VENDOR_KEYS)
+    .where(_VENDOR_KEYS.c.id == bindparam("link_id"))
+    .values(
+        last_crawl_id=bindparam("crawl"),
+        printed_fingerprint_matches=func.coalesce(
+            bindparam("matches"), _VENDOR_KEYS.c.printed_fingerprint_matches
+        ),
+    )
+)
+# Values per IN (...) list on SQLite: well under its limit on bound parameters.
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -85,6 +141,43 @@ class CrawlSetup:
     reparse_of: int | None = None
 
 
+class _NewState:
+    """A state row read in this batch, its child rows (a listing's prices, regions and shipping options),
+    and its id once inserted."""
+
+    __slots__ = ("children", "content", "entity_id", "id", "row")
+
+    def __init__(
+        self, entity_id: int, content: str, row: dict[str, Any], children: tuple[list[dict[str, Any]], ...]
+    ) -> None:
+        self.entity_id = entity_id
+        self.content = content
+        self.row = row
+        self.children = children
+        self.id = 0
+
+
+class _Batch:
+    """What one `write_pages` call writes after reading its records, and what it added to the writer's
+    memory of the crawl (taken back if the transaction fails)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, list[_NewState]] = {"listing": [], "vendor": []}
+        # Sighting rows; "state_id" is an int, or the _NewState whose id it takes once inserted.
+        self.sightings: dict[str, list[dict[str, Any]]] = {"listing": [], "vendor": []}
+        self.observations: list[dict[str, Any]] = []
+        self.feedback: list[tuple[dict[str, Any], _KnownFeedback]] = []
+        # Feedback and key links seen again: updated at the end (one executemany each), feedback whose
+        # posting window or listing link this sighting changed apart from the (many more) others.
+        self.resighted: list[dict[str, Any]] = []
+        self.narrowed: list[dict[str, Any]] = []
+        self.relinked: list[dict[str, Any]] = []
+        self.links: list[dict[str, Any]] = []
+        # Entities first sighted in this crawl by the batch, by kind.
+        self.seen: dict[str, list[int]] = {"listing": [], "vendor": [], "category": []}
+        self.duplicates = 0
+
+
 class ArchiveWriter:
     """Files one crawl's pages and records into the archive."""
 
@@ -95,6 +188,14 @@ class ArchiveWriter:
         self.sessions = session_factory(engine)
         self.crawl_id: int | None = None
         self.market_id: int | None = None
+        self.duplicates = 0
+        self.states_written = 0
+        # Entities sighted in this crawl, by kind: a second sighting is a duplicate.
+        self._seen: dict[str, set[int]] = {"listing": set(), "vendor": set(), "category": set()}
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        """Empty every cache of the archive's rows (they are loaded again from what is committed)."""
         # The market's entities by the market's own keys, loaded once: a night's crawl touches most of
         # them, and one query each beats one query per record.
         self._vendors: dict[str, int] = {}
@@ -105,23 +206,13 @@ class ArchiveWriter:
         self._keys: dict[str, int] = {}
         self._key_links: dict[tuple[int, int], int] = {}
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
-        self._pending_feedback: list[tuple[Feedback, _KnownFeedback]] = []
-        # Feedback and key links seen again: updated together at the end of the transaction (one
-        # executemany each), not one UPDATE per sighting.
-        self._resighted: list[dict[str, Any]] = []
-        self._relinked: list[dict[str, Any]] = []
         # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
         self._states: dict[str, dict[int, tuple[int, str, str]]] = {"listing": {}, "vendor": {}}
-        self._new_states: list[tuple[str, int, ListingState | VendorState]] = []
         # Each listing's page body and state in the market's last crawl: the same bytes read by the same
         # parser give the same values, so an unchanged page is a sighting without re-hashing its record.
         self._last_pages: dict[int, tuple[str, int]] = {}
-        self._sightings: dict[str, list[dict[str, Any]]] = {"listing": [], "vendor": []}
         self._payloads: dict[str, int] = {}
         self._urls: dict[str, int] = {}
-        self._seen: set[tuple[str, int]] = set()
-        self.duplicates = 0
-        self.states_written = 0
 
     # -- crawl lifecycle -------------------------------------------------------------------
 
@@ -150,25 +241,25 @@ class ArchiveWriter:
             session.add(crawl)
             session.flush()
             self.crawl_id, self.market_id = crawl.id, market.id
-            self._load_entities(session)
+            self._load_entities(session.connection())
         return self.crawl_id
 
-    def _load_entities(self, session: Session) -> None:
+    def _load_entities(self, connection: Connection) -> None:
         market = self.market_id
-        for vendor_id, key, name in session.execute(
+        for vendor_id, key, name in connection.execute(
             select(Vendor.id, Vendor.vendor_key, Vendor.name).where(Vendor.market_id == market)
         ):
             self._vendors[key] = vendor_id
             self._vendor_names[vendor_id] = name
         self._listings.update(
             (key, listing_id)
-            for listing_id, key in session.execute(
+            for listing_id, key in connection.execute(
                 select(Listing.id, Listing.listing_key).where(Listing.market_id == market)
             )
         )
         self._categories.update(
             (key, category_id)
-            for category_id, key in session.execute(
+            for category_id, key in connection.execute(
                 select(Category.id, Category.path_key).where(Category.market_id == market)
             )
         )
@@ -176,29 +267,39 @@ class ArchiveWriter:
             entity, owner = (
                 (ListingState.listing_id, Listing) if kind == "listing" else (VendorState.vendor_id, Vendor)
             )
-            latest = self._states[kind]
-            for entity_id, state_id, content, parser in session.execute(
-                select(entity, state.id, state.content_sha256, state.profile_version)
-                .join(owner, owner.id == entity)
-                .where(owner.market_id == market)
-                .order_by(state.id)
-            ):
-                latest[entity_id] = (state_id, content, parser)
+            newest = (
+                select(func.max(state.id)).join(owner, owner.id == entity).where(owner.market_id == market)
+            ).group_by(entity)
+            self._states[kind] = {
+                entity_id: (state_id, content, parser)
+                for entity_id, state_id, content, parser in connection.execute(
+                    select(entity, state.id, state.content_sha256, state.profile_version).where(
+                        state.id.in_(newest)
+                    )
+                ).all()
+            }
         last_crawl = (
             select(func.max(Crawl.id))
             .where(Crawl.market_id == market, Crawl.reparse_of.is_(None), Crawl.id != self.crawl_id)
             .scalar_subquery()
         )
-        for listing_id, state_id, page_sha256 in session.execute(
+        for listing_id, state_id, page_sha256 in connection.execute(
             select(ListingSighting.listing_id, ListingSighting.state_id, Payload.sha256)
             .join(Page, Page.id == ListingSighting.page_id)
             .join(Payload, Payload.id == Page.payload_id)
             .where(ListingSighting.crawl_id == last_crawl)
         ):
             self._last_pages[listing_id] = (page_sha256, state_id)
+        # The URLs of the last crawl: most of them are fetched again.
+        self._urls.update(
+            (url, url_id)
+            for url_id, url in connection.execute(
+                select(Url.id, Url.url).join(Page, Page.url_id == Url.id).where(Page.crawl_id == last_crawl)
+            ).all()
+        )
         self._key_links.update(
             ((vendor_id, key_id), link_id)
-            for link_id, vendor_id, key_id in session.execute(
+            for link_id, vendor_id, key_id in connection.execute(
                 select(VendorKey.id, VendorKey.vendor_id, VendorKey.pgp_key_id)
                 .join(Vendor, VendorKey.vendor_id == Vendor.id)
                 .where(Vendor.market_id == market)
@@ -226,82 +327,112 @@ class ArchiveWriter:
         self.write_pages([(page, records)])
 
     def write_pages(self, pages: list[tuple[CapturedPage, list[Record]]]) -> None:
-        """Store several pages with their records in one transaction (bulk loads, benchmarks)."""
-        with self.sessions.begin() as session:
-            payload_ids = self._payload_ids(session, [page for page, _ in pages])
-            self._interned(session, Url.url, self._urls, {page.url: {} for page, _ in pages})
-            page_ids = session.scalars(
-                insert(Page).returning(Page.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "crawl_id": self.crawl_id,
-                        "url_id": self._urls[page.url],
-                        "page_type": page.page_type,
-                        "status": page.status,
-                        "fetched_at": page.fetched_at,
-                        "server_time": page.server_time,
-                        "extraction_errors": page.extraction_errors,
-                        "payload_id": payload_ids[page.sha256],
-                    }
-                    for page, _ in pages
-                ],
-            ).all()
-            self._pending_feedback = []
-            for page_id, (page, records) in zip(page_ids, pages, strict=True):
+        """Store several pages with their records in one transaction: all of them or, on failure, none."""
+        if not pages:
+            return
+        batch = _Batch()
+        try:
+            with self.sessions.begin() as session:
+                connection = session.connection()
+                page_ids = self._insert_pages(connection, pages, _serialized(connection))
                 # Vendors first: listings and feedback on the same page refer to them.
-                for record in sorted(records, key=lambda r: r.kind != "vendor"):
-                    getattr(self, f"_store_{record.kind}")(session, page_id, page, record)
-            session.flush()  # new states, feedback and their children get their ids
-            for kind, entity_id, state in self._new_states:
-                self._states[kind][entity_id] = (state.id, state.content_sha256, state.profile_version)
-            self.states_written += len(self._new_states)
-            self._new_states = []
-            for kind, model in (("listing", ListingSighting), ("vendor", VendorSighting)):
-                rows = self._sightings[kind]
-                for row in rows:
-                    if not isinstance(row["state_id"], int):
-                        row["state_id"] = row["state_id"].id
-                if rows:
-                    session.execute(insert(model), rows)
-                self._sightings[kind] = []
-            for feedback, known in self._pending_feedback:
-                known.id = feedback.id
-            self._update_sightings(session)
+                ordered = [
+                    (page_id, page, records if len(records) < 2 else sorted(records, key=_vendors_first))
+                    for page_id, (page, records) in zip(page_ids, pages, strict=True)
+                ]
+                self._create_entities(connection, ordered)
+                for page_id, page, records in ordered:
+                    for record in records:
+                        getattr(self, f"_store_{record.kind}")(connection, batch, page_id, page, record)
+                self._insert_rows(connection, batch)
+        except BaseException:
+            self._forget_batch(batch)
+            raise
+        self.duplicates += batch.duplicates
+        for kind, states in batch.states.items():
+            latest = self._states[kind]
+            parser = self.profile.parser_version
+            for state in states:
+                latest[state.entity_id] = (state.id, state.content, parser)
+            self.states_written += len(states)
 
-    def _update_sightings(self, session: Session) -> None:
-        """Write the feedback and key links this batch saw again, one executemany each."""
-        if self._resighted:
-            table = Feedback.__table__
-            session.execute(
-                update(table)
-                .where(table.c.id == bindparam("feedback_id"))
-                .values(
-                    posted_earliest=bindparam("earliest", type_=UTCDateTime()),
-                    posted_latest=bindparam("latest", type_=UTCDateTime()),
-                    listing_id=bindparam("listing"),
-                    last_crawl_id=self.crawl_id,
-                    last_seen_at=bindparam("seen_at", type_=UTCDateTime()),
-                    sightings=table.c.sightings + 1,
-                ),
-                self._resighted,
-            )
-            self._resighted = []
-        if self._relinked:
-            table = VendorKey.__table__
-            session.execute(
-                update(table)
-                .where(table.c.id == bindparam("link_id"))
-                .values(
-                    last_crawl_id=self.crawl_id,
-                    printed_fingerprint_matches=func.coalesce(
-                        bindparam("matches"), table.c.printed_fingerprint_matches
-                    ),
-                ),
-                self._relinked,
-            )
-            self._relinked = []
+    def _forget_batch(self, batch: _Batch) -> None:
+        """After a rolled-back batch: unsee what it saw, and drop every cached id (some name rows that
+        are gone); they are loaded again from the archive."""
+        for kind, entity_ids in batch.seen.items():
+            self._seen[kind].difference_update(entity_ids)
+        self._forget_all()
+        with self.engine.connect() as connection:
+            self._load_entities(connection)
 
-    def _payload_ids(self, session: Session, pages: list[CapturedPage]) -> dict[str, int]:
+    def _insert_pages(
+        self, connection: Connection, pages: list[tuple[CapturedPage, list[Record]]], serialized: bool
+    ) -> list[int]:
+        payload_ids = self._payload_ids(connection, [page for page, _ in pages], serialized)
+        self._interned(connection, serialized, _URLS.c.url, self._urls, {page.url: {} for page, _ in pages})
+        urls, crawl_id = self._urls, self.crawl_id
+        return _insert_with_ids(
+            connection,
+            _PAGES,
+            [
+                {
+                    "crawl_id": crawl_id,
+                    "url_id": urls[page.url],
+                    "page_type": page.page_type,
+                    "status": page.status,
+                    "fetched_at": page.fetched_at,
+                    "server_time": page.server_time,
+                    "extraction_errors": page.extraction_errors,
+                    "payload_id": payload_ids[page.sha256],
+                }
+                for page, _ in pages
+            ],
+        )
+
+    def _insert_rows(self, connection: Connection, batch: _Batch) -> None:
+        """Insert what the batch's records gave, table by table, and apply its updates."""
+        for kind, states in batch.states.items():
+            if not states:
+                continue
+            ids = _insert_with_ids(connection, _STATES[kind], [state.row for state in states])
+            for state, state_id in zip(states, ids, strict=True):
+                state.id = state_id
+            if kind == "listing":
+                for position, table in enumerate((_LISTING_PRICES, _SHIPPING_REGIONS, _SHIPPING_OPTIONS)):
+                    rows = []
+                    for state in states:
+                        for row in state.children[position]:
+                            row["state_id"] = state.id
+                            rows.append(row)
+                    if rows:
+                        connection.execute(insert(table), rows)
+        for kind, rows in batch.sightings.items():
+            for row in rows:
+                state = row["state_id"]
+                if type(state) is _NewState:
+                    row["state_id"] = state.id
+            if rows:
+                connection.execute(insert(_SIGHTINGS[kind]), rows)
+        if batch.observations:
+            connection.execute(insert(_OBSERVATIONS), batch.observations)
+        if batch.feedback:
+            ids = _insert_with_ids(connection, _FEEDBACK, [row for row, _ in batch.feedback])
+            for (_, known), feedback_id in zip(batch.feedback, ids, strict=True):
+                known.id = feedback_id
+        if batch.links:
+            ids = _insert_with_ids(connection, _VENDOR_KEYS, batch.links)
+            for row, link_id in zip(batch.links, ids, strict=True):
+                self._key_links[row["vendor_id"], row["pgp_key_id"]] = link_id
+        if batch.narrowed:
+            connection.execute(_NARROW_FEEDBACK, batch.narrowed)
+        if batch.resighted:
+            connection.execute(_RESIGHT_FEEDBACK, batch.resighted)
+        if batch.relinked:
+            connection.execute(_RELINK_KEYS, batch.relinked)
+
+    def _payload_ids(
+        self, connection: Connection, pages: list[CapturedPage], serialized: bool
+    ) -> dict[str, int]:
         """The payload row of each page body, created if the archive has not held the body before."""
         wanted = {page.sha256: page for page in pages}
         rows = {
@@ -309,22 +440,23 @@ class ArchiveWriter:
             for sha, page in wanted.items()
         }
         for payload_id, sha, record in self._interned(
-            session, Payload.sha256, self._payloads, rows, Payload.warc_record_id
+            connection, serialized, _PAYLOADS.c.sha256, self._payloads, rows, _PAYLOADS.c.warc_record_id
         ):
             page = wanted[sha]
             if page.warc_record_id is not None and record != page.warc_record_id:
                 # Stored before without its raw capture (or in a file no longer in the store): this
                 # fetch's capture holds the bytes now.
-                session.execute(
-                    update(Payload)
-                    .where(Payload.id == payload_id)
+                connection.execute(
+                    update(_PAYLOADS)
+                    .where(_PAYLOADS.c.id == payload_id)
                     .values(warc_file=page.warc_file, warc_record_id=page.warc_record_id)
                 )
         return {sha: self._payloads[sha] for sha in wanted}
 
     def _interned(
         self,
-        session: Session,
+        connection: Connection,
+        serialized: bool,
         key: Any,
         known: dict[str, int],
         rows: dict[str, dict[str, Any]],
@@ -332,267 +464,391 @@ class ArchiveWriter:
     ) -> list[Any]:
         """Make sure a table of unique values (`key`) has a row for each value of `rows` (value -> other
         columns); `known` (value -> id) is filled in. Returns (id, value, *read) of the values that were
-        not known before. Concurrent crawls may bring the same value: the insert skips a row another one
-        made first, and the select reads whichever was made.
+        not known before. Concurrent crawls may bring the same value: unless the transaction is
+        `serialized` (no other writer until it ends), the insert skips a row another one made first, and
+        the select reads whichever was made.
         """
         missing = [value for value in rows if value not in known]
         found: list[Any] = []
         if not missing:
             return found
-        table = key.class_
+        table = key.table
 
         def read(values: list[str]) -> None:
-            for start in range(0, len(values), 500):
-                for row in session.execute(
-                    select(table.id, key, *read_columns).where(key.in_(values[start : start + 500]))
-                ):
+            for chunk in _chunks(connection, values):
+                query = select(table.c.id, key, *read_columns).where(_among(connection, key, chunk))
+                for row in connection.execute(query).all():
                     known[row[1]] = row[0]
                     found.append(row)
 
         # Most values of a night were stored by an earlier one: look them up first, insert only the rest.
         read(missing)
         new = [value for value in missing if value not in known]
-        if new:
-            dialect = session.get_bind().dialect.name
-            upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-            session.execute(
-                upsert.on_conflict_do_nothing(index_elements=[key.key]),
-                [{key.key: value, **rows[value]} for value in new],
-            )
-            read(new)
+        if not new:
+            return found
+        inserted = [{key.key: value, **rows[value]} for value in new]
+        if serialized:
+            # Nobody can have stored one of them since the lookup: plain inserts, ids as they come.
+            for value, row_id in zip(new, _insert_with_ids(connection, table, inserted), strict=True):
+                known[value] = row_id
+                found.append((row_id, value, *(rows[value][column.key] for column in read_columns)))
+            return found
+        dialect = connection.dialect.name
+        upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        connection.execute(upsert.on_conflict_do_nothing(index_elements=[key.key]), inserted)
+        read(new)
         return found
-
-    def _state(
-        self, kind: str, entity_id: int, record: Record, make: Callable[[str], ListingState | VendorState]
-    ) -> ListingState | VendorState | int:
-        """The entity's state for this record: its latest one when the values are unchanged (its id), else a
-        new state row made by `make(content_sha256)` (flushed with the page)."""
-        content = content_hash(record.kind, record.values)
-        latest = self._states[kind].get(entity_id)
-        if latest is not None and latest[1:] == (content, self.profile.parser_version):
-            return latest[0]
-        state = make(content)
-        self._new_states.append((kind, entity_id, state))
-        return state
 
     # -- entities --------------------------------------------------------------------------
 
-    def _vendor_id(self, session: Session, key: str, name: str | None, seen_at: datetime) -> int:
-        if key not in self._vendors:
-            vendor = Vendor(market_id=self.market_id, vendor_key=key, name=name or key, first_seen_at=seen_at)
-            session.add(vendor)
-            session.flush()
-            self._vendors[key] = vendor.id
-            self._vendor_names[vendor.id] = vendor.name
-        return self._vendors[key]
+    def _create_entities(
+        self, connection: Connection, ordered: list[tuple[int, CapturedPage, list[Record]]]
+    ) -> None:
+        """Insert the vendors, listings, categories and keys the batch names for the first time, and load
+        the archived feedback of the vendors whose feedback it shows.
 
-    def _listing_id(self, session: Session, key: str, seen_at: datetime) -> int:
-        if key not in self._listings:
-            listing = Listing(market_id=self.market_id, listing_key=key, first_seen_at=seen_at)
-            session.add(listing)
-            session.flush()
-            self._listings[key] = listing.id
-        return self._listings[key]
+        Records are read in the order `_store_*` reads them, and an entity takes its columns from the
+        first record that names it where `_store_*` would create it (a listing page seen twice names its
+        vendor once; a listing whose page is unchanged names no vendor).
+        """
+        new_vendors: dict[str, dict[str, Any]] = {}
+        new_listings: dict[str, dict[str, Any]] = {}
+        new_categories: dict[str, dict[str, Any]] = {}
+        new_keys: dict[str, dict[str, Any]] = {}
+        sighted: dict[str, set[str]] = {"listing": set(), "vendor": set()}
+        feedback_vendors: list[str] = []
+        market, vendors, listings, seen = self.market_id, self._vendors, self._listings, self._seen
+        latest_states, parser = self._states["listing"], self.profile.parser_version
 
-    def _category_id(self, session: Session, path: list[str], key: str | None = None) -> int:
-        path_key = " > ".join(path)
-        if path_key not in self._categories:
-            category = Category(
-                market_id=self.market_id, path_key=path_key, path=list(path), category_key=key
+        def vendor(key: str, name: str | None, at: datetime) -> None:
+            if key not in vendors and key not in new_vendors:
+                new_vendors[key] = {"market_id": market, "vendor_key": key, "name": name or key,
+                                    "first_seen_at": at}  # fmt: skip
+
+        def listing(key: str, at: datetime) -> int | None:
+            listing_id = listings.get(key)
+            if listing_id is None and key not in new_listings:
+                new_listings[key] = {"market_id": market, "listing_key": key, "first_seen_at": at}
+            return listing_id
+
+        def category(path: list[str], key: str | None) -> None:
+            path_key = " > ".join(path)
+            if path_key not in self._categories and path_key not in new_categories:
+                new_categories[path_key] = {"market_id": market, "path_key": path_key, "path": list(path),
+                                            "category_key": key}  # fmt: skip
+
+        def first_sighting(kind: str, key: str, entity_id: int | None) -> bool:
+            if key in sighted[kind] or entity_id in seen[kind]:
+                return False
+            sighted[kind].add(key)
+            return True
+
+        for _, page, records in ordered:
+            at = page.fetched_at
+            for record in records:
+                values = record.values
+                if record.kind == "listing":
+                    key = values["listing_id"]
+                    listing_id = listing(key, at)
+                    if not first_sighting("listing", key, listing_id):
+                        continue
+                    latest = latest_states.get(listing_id) if listing_id is not None else None
+                    if (
+                        latest is not None
+                        and latest[2] == parser
+                        and self._last_pages.get(listing_id) == (page.sha256, latest[0])
+                    ):
+                        continue
+                    vendor_key = values.get("vendor_id") or values.get("vendor")
+                    if vendor_key:
+                        vendor(vendor_key, values.get("vendor"), at)
+                    path = values.get("category")
+                    if path:
+                        category(path, None)
+                elif record.kind == "vendor":
+                    key = values["vendor_id"]
+                    vendor(key, values["name"], at)
+                    if not first_sighting("vendor", key, vendors.get(key)):
+                        continue
+                    pgp_key = values.get("pgp_key")
+                    if pgp_key:
+                        fingerprint, armored = pgp_key["fingerprint"], pgp_key["armored"]
+                        if fingerprint not in self._keys and fingerprint not in new_keys:
+                            new_keys[fingerprint] = {"fingerprint": fingerprint, "armored": armored,
+                                                     "first_seen_at": at}  # fmt: skip
+                elif record.kind == "feedback":
+                    vendor(values["vendor_id"], None, at)
+                    feedback_vendors.append(values["vendor_id"])
+                    listing_key = values.get("listing_id")
+                    if listing_key:
+                        listing(listing_key, at)
+                elif record.kind == "category":
+                    category(values["path"], values.get("category_id"))
+        if new_vendors:
+            for key, vendor_id in self._insert_entities(connection, _VENDORS, new_vendors):
+                vendors[key] = vendor_id
+                self._vendor_names[vendor_id] = new_vendors[key]["name"]
+        if new_listings:
+            listings.update(self._insert_entities(connection, _LISTINGS, new_listings))
+        if new_categories:
+            for path_key, category_id in self._insert_entities(connection, _CATEGORIES, new_categories):
+                self._categories[path_key] = category_id
+                if new_categories[path_key]["category_key"]:
+                    self._keyed_categories.add(path_key)
+        if new_keys:
+            self._key_ids(connection, new_keys)
+        unloaded = [
+            vendors[key] for key in dict.fromkeys(feedback_vendors) if vendors[key] not in self._feedback
+        ]
+        if unloaded:
+            self._load_feedback(connection, unloaded)
+
+    @staticmethod
+    def _insert_entities(
+        connection: Connection, table: Table, rows: dict[str, dict[str, Any]]
+    ) -> zip[tuple[str, int]]:
+        """Insert rows (by their key, in order); returns (key, id) pairs."""
+        return zip(rows, _insert_with_ids(connection, table, list(rows.values())), strict=True)
+
+    def _key_ids(self, connection: Connection, new_keys: dict[str, dict[str, Any]]) -> None:
+        """Find the archive's PGP keys by fingerprint (shared across markets); insert those it lacks."""
+        for chunk in _chunks(connection, list(new_keys)):
+            self._keys.update(
+                (fingerprint, key_id)
+                for key_id, fingerprint in connection.execute(
+                    select(PgpKey.id, PgpKey.fingerprint).where(_among(connection, PgpKey.fingerprint, chunk))
+                ).all()
             )
-            session.add(category)
-            session.flush()
-            self._categories[path_key] = category.id
-            if key:
-                self._keyed_categories.add(path_key)
-        elif key and path_key not in self._keyed_categories:
+        missing = {fingerprint: row for fingerprint, row in new_keys.items() if fingerprint not in self._keys}
+        if missing:
+            self._keys.update(self._insert_entities(connection, _PGP_KEYS, missing))
+
+    def _load_feedback(self, connection: Connection, vendor_ids: list[int]) -> None:
+        """The vendors' archived feedback by text hash, loaded on their first feedback in this crawl."""
+        for vendor_id in vendor_ids:
+            self._feedback[vendor_id] = {}
+        # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
+        # takes a re-parse's feedback for the market's: re-reading old pages must not count as sales.
+        if self.setup.reparse_of is not None:
+            return
+        for chunk in _chunks(connection, vendor_ids):
+            query = (
+                select(
+                    Feedback.vendor_id, Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating,
+                    Feedback.listing_id, Feedback.posted_earliest, Feedback.posted_latest,
+                    Feedback.last_crawl_id,
+                )
+                .join(Crawl, Feedback.first_crawl_id == Crawl.id)
+                .where(_among(connection, Feedback.vendor_id, chunk), Crawl.reparse_of.is_(None))
+                .order_by(Feedback.id)
+            )  # fmt: skip
+            for vendor_id, feedback_id, text_sha256, *rest in connection.execute(query).all():
+                self._feedback[vendor_id].setdefault(text_sha256, []).append(
+                    _KnownFeedback(feedback_id, *rest)
+                )
+
+    def _category_id(self, connection: Connection, path: list[str], key: str | None = None) -> int:
+        path_key = " > ".join(path)
+        category_id = self._categories[path_key]
+        if key and path_key not in self._keyed_categories:
             # Categories first met as a listing's breadcrumb have no key yet; fill it once per crawl.
             self._keyed_categories.add(path_key)
-            session.execute(
-                update(Category)
-                .where(Category.id == self._categories[path_key], Category.category_key.is_(None))
+            connection.execute(
+                update(_CATEGORIES)
+                .where(_CATEGORIES.c.id == category_id, _CATEGORIES.c.category_key.is_(None))
                 .values(category_key=key)
             )
-        return self._categories[path_key]
+        return category_id
 
-    def _key_id(self, session: Session, fingerprint: str, armored: str, seen_at: datetime) -> int:
-        if fingerprint in self._keys:
-            return self._keys[fingerprint]
-        key = session.scalar(select(PgpKey).where(PgpKey.fingerprint == fingerprint))
-        if key is None:
-            key = PgpKey(fingerprint=fingerprint, armored=armored, first_seen_at=seen_at)
-            session.add(key)
-            session.flush()
-        self._keys[fingerprint] = key.id
-        return key.id
-
-    def _sighting(self, kind: str, entity_id: int, page_id: int, state: Any, **extra: Any) -> None:
-        self._sightings[kind].append(
-            {
-                "crawl_id": self.crawl_id,
-                "page_id": page_id,
-                f"{kind}_id": entity_id,
-                "state_id": state,
-                **extra,
-            }
-        )
-
-    def _first_sighting(self, kind: str, entity_id: int) -> bool:
+    def _first_sighting(self, batch: _Batch, kind: str, entity_id: int) -> bool:
         """True once per entity per crawl: a second page showing the same listing is not a second snapshot."""
-        if (kind, entity_id) in self._seen:
-            self.duplicates += 1
+        seen = self._seen[kind]
+        if entity_id in seen:
+            batch.duplicates += 1
             return False
-        self._seen.add((kind, entity_id))
+        seen.add(entity_id)
+        batch.seen[kind].append(entity_id)
         return True
 
     # -- records ---------------------------------------------------------------------------
 
-    def _store_category(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
+    def _store_category(
+        self, connection: Connection, batch: _Batch, page_id: int, page: CapturedPage, record: Record
+    ) -> None:
         values = record.values
-        category_id = self._category_id(session, values["path"], values.get("category_id"))
-        if not self._first_sighting("category", category_id):
+        category_id = self._category_id(connection, values["path"], values.get("category_id"))
+        if not self._first_sighting(batch, "category", category_id):
             return
-        session.add(
-            CategoryObservation(
-                category_id=category_id,
-                crawl_id=self.crawl_id,
-                page_id=page_id,
-                observed_at=page.fetched_at,
-                listing_count=values.get("listing_count"),
-            )
+        batch.observations.append(
+            {
+                "category_id": category_id,
+                "crawl_id": self.crawl_id,
+                "page_id": page_id,
+                "observed_at": page.fetched_at,
+                "listing_count": values.get("listing_count"),
+            }
         )
 
-    def _store_vendor(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
+    def _store_vendor(
+        self, connection: Connection, batch: _Batch, page_id: int, page: CapturedPage, record: Record
+    ) -> None:
         values = record.values
-        vendor_id = self._vendor_id(session, values["vendor_id"], values["name"], page.fetched_at)
-        if not self._first_sighting("vendor", vendor_id):
+        vendor_id = self._vendors[values["vendor_id"]]
+        if not self._first_sighting(batch, "vendor", vendor_id):
             return
         last_seen: TimeSpan | None = values.get("last_seen")
         key = values.get("pgp_key")
-        key_id = self._key_id(session, key["fingerprint"], key["armored"], page.fetched_at) if key else None
+        key_id = self._keys[key["fingerprint"]] if key else None
         printed = values.get("fingerprint")
-
-        def new_state(content: str) -> VendorState:
-            state = VendorState(
-                vendor_id=vendor_id,
-                content_sha256=content,
-                profile_version=self.profile.parser_version,
-                name=values["name"],
-                name_shown=str(record.shown.get("name", values["name"])),
-                level=values.get("level"),
-                trust_level=values.get("trust_level"),
-                sales=values.get("sales"),
-                rating=values.get("rating"),
-                joined_on=values.get("joined_on"),
-                status=values.get("status"),
-                feedback_count=values.get("feedback_count"),
-                fingerprint_shown=printed,
-                pgp_key_id=key_id,
+        content = content_hash("vendor", values)
+        parser = self.profile.parser_version
+        latest = self._states["vendor"].get(vendor_id)
+        state: int | _NewState
+        if latest is not None and latest[1] == content and latest[2] == parser:
+            state = latest[0]
+        else:
+            state = _NewState(
+                vendor_id,
+                content,
+                {
+                    "vendor_id": vendor_id,
+                    "content_sha256": content,
+                    "profile_version": parser,
+                    "name": values["name"],
+                    "name_shown": str(record.shown.get("name", values["name"])),
+                    "level": values.get("level"),
+                    "trust_level": values.get("trust_level"),
+                    "sales": values.get("sales"),
+                    "rating": values.get("rating"),
+                    "joined_on": values.get("joined_on"),
+                    "status": values.get("status"),
+                    "feedback_count": values.get("feedback_count"),
+                    "fingerprint_shown": printed,
+                    "pgp_key_id": key_id,
+                },
+                (),
             )
-            session.add(state)
-            return state
-
-        self._sighting(
-            "vendor",
-            vendor_id,
-            page_id,
-            self._state("vendor", vendor_id, record, new_state),
-            last_seen_earliest=last_seen.earliest if last_seen else None,
-            last_seen_latest=last_seen.latest if last_seen else None,
-            last_seen_shown=_shown(record, "last_seen"),
+            batch.states["vendor"].append(state)
+        batch.sightings["vendor"].append(
+            {
+                "crawl_id": self.crawl_id,
+                "page_id": page_id,
+                "vendor_id": vendor_id,
+                "state_id": state,
+                "last_seen_earliest": last_seen.earliest if last_seen else None,
+                "last_seen_latest": last_seen.latest if last_seen else None,
+                "last_seen_shown": _shown(record, "last_seen"),
+            }
         )
         if self.setup.reparse_of is None and self._vendor_names.get(vendor_id) != values["name"]:
             # The entity carries the latest name; the snapshots keep every name it had.
-            session.execute(update(Vendor).where(Vendor.id == vendor_id).values(name=values["name"]))
+            connection.execute(update(_VENDORS).where(_VENDORS.c.id == vendor_id).values(name=values["name"]))
             self._vendor_names[vendor_id] = values["name"]
         if key_id is not None:
             self._link_key(
-                session, vendor_id, key_id, None if printed is None else printed == key["fingerprint"]
+                batch, vendor_id, key_id, None if printed is None else printed == key["fingerprint"]
             )
 
-    def _link_key(self, session: Session, vendor_id: int, key_id: int, matches: bool | None) -> None:
+    def _link_key(self, batch: _Batch, vendor_id: int, key_id: int, matches: bool | None) -> None:
         link_id = self._key_links.get((vendor_id, key_id))
         if link_id is None:
-            link = VendorKey(
-                vendor_id=vendor_id,
-                pgp_key_id=key_id,
-                first_crawl_id=self.crawl_id,
-                last_crawl_id=self.crawl_id,
-                printed_fingerprint_matches=matches,
+            # A vendor is sighted once a crawl, so the batch holds no other link of the same pair.
+            batch.links.append(
+                {
+                    "vendor_id": vendor_id,
+                    "pgp_key_id": key_id,
+                    "first_crawl_id": self.crawl_id,
+                    "last_crawl_id": self.crawl_id,
+                    "printed_fingerprint_matches": matches,
+                }
             )
-            session.add(link)
-            session.flush()
-            self._key_links[vendor_id, key_id] = link.id
             return
         if self.setup.reparse_of is not None:
             return  # a re-read of old pages is no new sighting of the key
-        self._relinked.append({"link_id": link_id, "matches": matches})
+        batch.relinked.append({"link_id": link_id, "matches": matches, "crawl": self.crawl_id})
 
-    def _store_listing(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
+    def _store_listing(
+        self, connection: Connection, batch: _Batch, page_id: int, page: CapturedPage, record: Record
+    ) -> None:
         values = record.values
-        listing_id = self._listing_id(session, values["listing_id"], page.fetched_at)
-        if not self._first_sighting("listing", listing_id):
+        listing_id = self._listings[values["listing_id"]]
+        if not self._first_sighting(batch, "listing", listing_id):
             return
+        parser = self.profile.parser_version
         latest = self._states["listing"].get(listing_id)
         if (
             latest is not None
-            and latest[2] == self.profile.parser_version
+            and latest[2] == parser
             and self._last_pages.get(listing_id) == (page.sha256, latest[0])
         ):
-            self._sighting("listing", listing_id, page_id, latest[0])
-            return
-        vendor_key = values.get("vendor_id") or values.get("vendor")
-        vendor_id = (
-            self._vendor_id(session, vendor_key, values.get("vendor"), page.fetched_at)
-            if vendor_key
-            else None
-        )
-        path = values.get("category")
-        category_id = self._category_id(session, path) if path else None
-        price: Price | None = values.get("price")
-
-        def new_state(content: str) -> ListingState:
-            state = ListingState(
-                listing_id=listing_id,
-                content_sha256=content,
-                profile_version=self.profile.parser_version,
-                vendor_id=vendor_id,
-                vendor_name=values.get("vendor"),
-                category_id=category_id,
-                title=values["title"],
-                description=values.get("description"),
-                price_amount=price.amount if price else None,
-                price_currency=price.currency if price else None,
-                price_unit=price.unit if price else None,
-                price_shown=price.shown if price else _shown(record, "prices"),
-                escrow=values.get("escrow"),
-                stock=values.get("stock"),
-                stock_shown=_shown(record, "stock"),
-                ships_from_shown=_shown(record, "ships_from"),
-                ships_to_shown=_shown(record, "ships_to"),
+            batch.sightings["listing"].append(
+                {
+                    "crawl_id": self.crawl_id,
+                    "page_id": page_id,
+                    "listing_id": listing_id,
+                    "state_id": latest[0],
+                }
             )
-            state.prices = [
-                ListingPrice(position=n, amount=p.amount, currency=p.currency, unit=p.unit, shown=p.shown)
-                for n, p in enumerate(values.get("prices") or [])
-            ]
-            state.regions = [
-                ShippingRegion(role=role, position=n, code=code)
-                for role, codes in _region_roles(values)
-                for n, code in enumerate(codes)
-            ]
-            state.shipping_options = [
-                _shipping_option(n, option) for n, option in enumerate(values.get("shipping_options") or [])
-            ]
-            session.add(state)
-            return state
+            return
+        content = content_hash("listing", values)
+        state: int | _NewState
+        if latest is not None and latest[1] == content and latest[2] == parser:
+            state = latest[0]
+        else:
+            state = self._listing_state(connection, listing_id, content, record)
+            batch.states["listing"].append(state)
+        batch.sightings["listing"].append(
+            {"crawl_id": self.crawl_id, "page_id": page_id, "listing_id": listing_id, "state_id": state}
+        )
 
-        self._sighting("listing", listing_id, page_id, self._state("listing", listing_id, record, new_state))
-
-    def _store_feedback(self, session: Session, page_id: int, page: CapturedPage, record: Record) -> None:
+    def _listing_state(
+        self, connection: Connection, listing_id: int, content: str, record: Record
+    ) -> _NewState:
+        """A new state row of a listing with its prices, shipping regions and shipping options."""
         values = record.values
-        vendor_id = self._vendor_id(session, values["vendor_id"], None, page.fetched_at)
+        vendor_key = values.get("vendor_id") or values.get("vendor")
+        path = values.get("category")
+        price: Price | None = values.get("price")
+        row = {
+            "listing_id": listing_id,
+            "content_sha256": content,
+            "profile_version": self.profile.parser_version,
+            "vendor_id": self._vendors[vendor_key] if vendor_key else None,
+            "vendor_name": values.get("vendor"),
+            "category_id": self._category_id(connection, path) if path else None,
+            "title": values["title"],
+            "description": values.get("description"),
+            "price_amount": price.amount if price else None,
+            "price_currency": price.currency if price else None,
+            "price_unit": price.unit if price else None,
+            "price_shown": price.shown if price else _shown(record, "prices"),
+            "escrow": values.get("escrow"),
+            "stock": values.get("stock"),
+            "stock_shown": _shown(record, "stock"),
+            "ships_from_shown": _shown(record, "ships_from"),
+            "ships_to_shown": _shown(record, "ships_to"),
+        }
+        prices = [
+            {"position": n, "amount": p.amount, "currency": p.currency, "unit": p.unit, "shown": p.shown}
+            for n, p in enumerate(values.get("prices") or [])
+        ]
+        regions = [
+            {"role": role, "position": n, "code": code}
+            for role, codes in _region_roles(values)
+            for n, code in enumerate(codes)
+        ]
+        options = [
+            _shipping_option(n, option) for n, option in enumerate(values.get("shipping_options") or [])
+        ]
+        return _NewState(listing_id, content, row, (prices, regions, options))
+
+    def _store_feedback(
+        self, connection: Connection, batch: _Batch, page_id: int, page: CapturedPage, record: Record
+    ) -> None:
+        values = record.values
+        vendor_id = self._vendors[values["vendor_id"]]
         listing_key = values.get("listing_id")
-        listing_id = self._listing_id(session, listing_key, page.fetched_at) if listing_key else None
+        listing_id = self._listings[listing_key] if listing_key else None
         posted: TimeSpan | None = values.get("posted")
         price: Price | None = values.get("price")
         text_sha256 = hashlib.sha256(values["text"].encode()).hexdigest()
@@ -605,62 +861,52 @@ class ArchiveWriter:
             latest=posted.latest if posted else None,
             last_crawl_id=self.crawl_id,
         )
-        same_words = self._feedback_of(session, vendor_id).setdefault(text_sha256, [])
+        same_words = self._feedback[vendor_id].setdefault(text_sha256, [])
         for known in same_words:
             # A feedback already sighted in this crawl is a different one with the same words.
             if known.last_crawl_id != self.crawl_id and known.matches(sighting):
+                window = (known.earliest, known.latest, known.listing_id)
                 known.absorb(sighting)
-                self._resighted.append(
-                    {
-                        "feedback_id": known.id,
-                        "earliest": known.earliest,
-                        "latest": known.latest,
-                        "listing": known.listing_id,
-                        "seen_at": page.fetched_at,
-                    }
-                )
+                if (known.earliest, known.latest, known.listing_id) == window:
+                    batch.resighted.append(
+                        {"feedback_id": known.id, "crawl": self.crawl_id, "seen_at": page.fetched_at}
+                    )
+                else:
+                    batch.narrowed.append(
+                        {
+                            "feedback_id": known.id,
+                            "earliest": known.earliest,
+                            "latest": known.latest,
+                            "listing": known.listing_id,
+                            "crawl": self.crawl_id,
+                            "seen_at": page.fetched_at,
+                        }
+                    )
                 return
-        feedback = Feedback(
-            vendor_id=vendor_id,
-            listing_id=listing_id,
-            rating=sighting.rating,
-            text=values["text"],
-            text_sha256=text_sha256,
-            buyer=sighting.buyer,
-            posted_earliest=sighting.earliest,
-            posted_latest=sighting.latest,
-            price_amount=price.amount if price else None,
-            price_currency=price.currency if price else None,
-            first_crawl_id=self.crawl_id,
-            first_seen_at=page.fetched_at,
-            first_page_sha256=page.sha256,
-            last_crawl_id=self.crawl_id,
-            last_seen_at=page.fetched_at,
-            sightings=1,
+        batch.feedback.append(
+            (
+                {
+                    "vendor_id": vendor_id,
+                    "listing_id": listing_id,
+                    "rating": sighting.rating,
+                    "text": values["text"],
+                    "text_sha256": text_sha256,
+                    "buyer": sighting.buyer,
+                    "posted_earliest": sighting.earliest,
+                    "posted_latest": sighting.latest,
+                    "price_amount": price.amount if price else None,
+                    "price_currency": price.currency if price else None,
+                    "first_crawl_id": self.crawl_id,
+                    "first_seen_at": page.fetched_at,
+                    "first_page_sha256": page.sha256,
+                    "last_crawl_id": self.crawl_id,
+                    "last_seen_at": page.fetched_at,
+                    "sightings": 1,
+                },
+                sighting,
+            )
         )
-        session.add(feedback)
         same_words.append(sighting)
-        self._pending_feedback.append((feedback, sighting))
-
-    def _feedback_of(self, session: Session, vendor_id: int) -> dict[str, list[_KnownFeedback]]:
-        """The vendor's archived feedback by text hash, loaded on the first sighting in this crawl."""
-        if vendor_id not in self._feedback:
-            index: dict[str, list[_KnownFeedback]] = {}
-            # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
-            # takes a re-parse's feedback for the market's: re-reading old pages must not count as sales.
-            query = (
-                select(
-                    Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating, Feedback.listing_id,
-                    Feedback.posted_earliest, Feedback.posted_latest, Feedback.last_crawl_id,
-                )
-                .join(Crawl, Feedback.first_crawl_id == Crawl.id)
-                .where(Feedback.vendor_id == vendor_id, Crawl.reparse_of.is_(None))
-            )  # fmt: skip
-            if self.setup.reparse_of is None:
-                for feedback_id, text_sha256, *rest in session.execute(query):
-                    index.setdefault(text_sha256, []).append(_KnownFeedback(feedback_id, *rest))
-            self._feedback[vendor_id] = index
-        return self._feedback[vendor_id]
 
 
 @dataclass
@@ -694,15 +940,71 @@ class _KnownFeedback:
         self.last_crawl_id = other.last_crawl_id
 
 
-def _shipping_option(position: int, option: dict[str, Any]) -> ShippingOption:
+def _chunks(connection: Connection, values: list[Any]) -> list[list[Any]]:
+    """The values in lists of one `_among` condition each: one on PostgreSQL (an array is one parameter),
+    a bounded number on SQLite (a parameter each)."""
+    if connection.dialect.name == "postgresql":
+        return [values]
+    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+def _among(connection: Connection, column: Any, values: list[Any]) -> Any:
+    """`column` is one of `values`: `= ANY(array)` on PostgreSQL, `IN (...)` elsewhere.
+
+    One array parameter keeps the statement the same for any number of values, and PostgreSQL plans it
+    for an index lookup per value; a list of parameters, once the driver has prepared the statement, may
+    keep a plan made for a table too small for its index (a sequential scan, seconds a batch once large).
+    """
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def _serialized(connection: Connection) -> bool:
+    """Begin SQLite's transaction with its write lock (BEGIN IMMEDIATE), which it holds until the end: no
+    other connection writes meanwhile, so what the transaction reads of the archive stays true. False on
+    PostgreSQL, where other crawls may write meanwhile (and where the transaction has already begun)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    if getattr(connection.connection.dbapi_connection, "in_transaction", True):
+        return False  # begun by someone else, possibly without the lock
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return True
+
+
+def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows in their order; returns their ids, in the same order."""
+    if connection.dialect.name != "sqlite" or len(rows) < 2:
+        return list(
+            connection.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+    # SQLite promises no order of the rows INSERT ... RETURNING gives back, so SQLAlchemy would insert
+    # them one statement each. Its new rowid is the largest one plus 1, and once the first row is in, this
+    # transaction holds the database's only write lock until it ends: the others take the next ids, given
+    # explicitly, as SQLite would have given them.
+    first = connection.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()
+    ids = list(range(first, first + len(rows)))
+    for row, row_id in zip(rows[1:], ids[1:], strict=True):
+        row["id"] = row_id
+    connection.execute(insert(table), rows[1:])
+    return ids
+
+
+def _vendors_first(record: Record) -> bool:
+    return record.kind != "vendor"
+
+
+def _shipping_option(position: int, option: dict[str, Any]) -> dict[str, Any]:
     price: Price | None = option.get("price")
-    return ShippingOption(
-        position=position,
-        name=option.get("name") or "",
-        price_amount=price.amount if price else None,
-        price_currency=price.currency if price else None,
-        shown=price.shown if price else None,
-    )
+    return {
+        "position": position,
+        "name": option.get("name") or "",
+        "price_amount": price.amount if price else None,
+        "price_currency": price.currency if price else None,
+        "shown": price.shown if price else None,
+    }
 
 
 # Values that move every day without the entity itself changing: crypto conversions follow the
@@ -714,13 +1016,21 @@ VOLATILE_FIELDS: dict[str, frozenset[str]] = {
 
 
 def content_hash(kind: str, values: dict[str, Any]) -> str:
-    """SHA-256 of a record's normalized values in canonical JSON: equal hashes mean nothing changed."""
+    """SHA-256 of a record's normalized values in canonical JSON: equal hashes mean nothing changed.
+
+    The JSON is `json.dumps(stable, sort_keys=True, default=_canonical)`'s (archives hold hashes of
+    it), made by one encoder kept for the purpose.
+    """
     volatile = VOLATILE_FIELDS.get(kind, frozenset())
     stable = {name: value for name, value in values.items() if name not in volatile}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=_canonical).encode()).hexdigest()
+    return hashlib.sha256(_encode(stable).encode()).hexdigest()
 
 
 def _canonical(value: Any) -> Any:
+    """What JSON cannot encode, as what it can: called by the encoder for each such value."""
+    convert = _CONVERSIONS.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime | date):
@@ -732,6 +1042,36 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, tuple | set):
         return list(value)
     return str(value)
+
+
+# The exact types normalization produces, converted without the general tests of `_canonical` into the
+# same values (a subclass takes the general path, with the same result).
+_CONVERSIONS: dict[type, Any] = {
+    Decimal: lambda value: format(value, "f"),
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    Price: lambda p: {"amount": p.amount, "currency": p.currency, "unit": p.unit, "shown": p.shown},
+    Regions: lambda r: {"codes": r.codes, "excluded": r.excluded, "raw": r.raw},
+    TimeSpan: lambda t: {"earliest": t.earliest, "latest": t.latest},
+}
+
+
+def _check_conversions() -> None:
+    """Each dataclass conversion gives every field: a field added to Price must change the hash as the
+    general path would make it, not vanish from it."""
+    for cls in (Price, Regions, TimeSpan):
+        names = {f.name for f in fields(cls)}
+        sample = object.__new__(cls)
+        for name in names:
+            object.__setattr__(sample, name, None)
+        if set(_CONVERSIONS[cls](sample)) != names:
+            raise RuntimeError(
+                f"dnm.archive._CONVERSIONS[{cls.__name__}] does not give its fields {sorted(names)}"
+            )
+
+
+_check_conversions()
+_encode = json.JSONEncoder(sort_keys=True, default=_canonical).encode
 
 
 def _shown(record: Record, name: str) -> str | None:
