@@ -7,11 +7,14 @@ crawl that sees the entity adds a *sighting*, a few integers. Nothing an earlier
 Entities (markets, vendors, listings, categories, keys) are upserted by the market's own ids.
 Feedback is stored once and sighted again by later crawls (models.feedback).
 
-A batch is written in three steps, each a handful of bulk statements rather than statements per record:
-the pages (bodies and URLs interned first), the entities the batch names for the first time (in the
-order the records name them, so ids come out as one record at a time would give them), then the records
-read into plain rows (states with their prices, regions and shipping options, sightings, feedback,
-category counts) that are inserted table by table at the end.
+A batch (`write_pages`, one transaction) is written in three steps, each a handful of bulk statements
+rather than statements per record: the pages (bodies and URLs interned first), the entities the batch
+names for the first time (in the order the records name them, so ids come out as one record at a time
+would give them), then the records read into plain rows (states with their prices, regions and shipping
+options, sightings, feedback, category counts) inserted table by table at the end. On SQLite the batch
+holds the write lock from its start, and rows take their ids as SQLite would give them; on PostgreSQL
+large inserts go by COPY, with ids drawn from the tables' sequences. A batch that fails leaves nothing,
+in the archive or in the writer's memory of the crawl.
 """
 
 from __future__ import annotations
@@ -405,16 +408,16 @@ class ArchiveWriter:
                             row["state_id"] = state.id
                             rows.append(row)
                     if rows:
-                        connection.execute(insert(table), rows)
+                        _insert(connection, table, rows)
         for kind, rows in batch.sightings.items():
             for row in rows:
                 state = row["state_id"]
                 if type(state) is _NewState:
                     row["state_id"] = state.id
             if rows:
-                connection.execute(insert(_SIGHTINGS[kind]), rows)
+                _insert(connection, _SIGHTINGS[kind], rows)
         if batch.observations:
-            connection.execute(insert(_OBSERVATIONS), batch.observations)
+            _insert(connection, _OBSERVATIONS, batch.observations)
         if batch.feedback:
             ids = _insert_with_ids(connection, _FEEDBACK, [row for row, _ in batch.feedback])
             for (_, known), feedback_id in zip(batch.feedback, ids, strict=True):
@@ -493,8 +496,7 @@ class ArchiveWriter:
                 known[value] = row_id
                 found.append((row_id, value, *(rows[value][column.key] for column in read_columns)))
             return found
-        dialect = connection.dialect.name
-        upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
         connection.execute(upsert.on_conflict_do_nothing(index_elements=[key.key]), inserted)
         read(new)
         return found
@@ -944,7 +946,7 @@ def _chunks(connection: Connection, values: list[Any]) -> list[list[Any]]:
     """The values in lists of one `_among` condition each: one on PostgreSQL (an array is one parameter),
     a bounded number on SQLite (a parameter each)."""
     if connection.dialect.name == "postgresql":
-        return [values]
+        return [values] if values else []
     return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
@@ -974,6 +976,20 @@ def _serialized(connection: Connection) -> bool:
 
 def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     """Insert rows in their order; returns their ids, in the same order."""
+    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
+        # The sequence's next values, taken as the column default would take them row by row.
+        sequences = connection.info.setdefault("dnm_archive_sequences", {})
+        if table.name not in sequences:
+            sequences[table.name] = connection.scalar(select(func.pg_get_serial_sequence(table.name, "id")))
+        ids = sorted(
+            connection.execute(
+                select(func.nextval(sequences[table.name])).select_from(func.generate_series(1, len(rows)))
+            ).scalars()
+        )
+        for row, row_id in zip(rows, ids, strict=True):
+            row["id"] = row_id
+        _insert(connection, table, rows)
+        return ids
     if connection.dialect.name != "sqlite" or len(rows) < 2:
         return list(
             connection.execute(
@@ -990,6 +1006,36 @@ def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, 
         row["id"] = row_id
     connection.execute(insert(table), rows[1:])
     return ids
+
+
+# Rows from which PostgreSQL takes them by COPY rather than INSERT.
+_COPY_FROM = 20
+
+
+def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (all with the same keys). On PostgreSQL, many go by COPY ... FROM STDIN, each value
+    through its column type's bind processing first, as SQLAlchemy would hand it to the driver."""
+    dialect = connection.dialect
+    if dialect.name != "postgresql" or len(rows) < _COPY_FROM:
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    quote = dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        if any(processors):
+            for row in rows:
+                copy.write_row(
+                    [value if process is None else process(value)
+                     for process, value in zip(processors, [row[name] for name in names], strict=True)]
+                )  # fmt: skip
+        else:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
 
 
 def _vendors_first(record: Record) -> bool:
