@@ -48,6 +48,7 @@ from bench.archive_year import (
     archive_bytes,
     fresh_archive,
     require_postgresql,
+    say,
 )
 from bench.synthetic_market import MARKET, MarketShape, Night, SyntheticMarket, synthetic_profile
 from dnm import __version__
@@ -886,11 +887,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
     parser.add_argument("--postgres-url", default=POSTGRES_ADMIN_URL, help="PostgreSQL maintenance database")
     return parser
-
-
-def say(message: str) -> None:
-    """Progress lines go to stderr so that stdout holds the table only."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

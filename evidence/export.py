@@ -216,20 +216,13 @@ def _plan(engine: Engine, selection: Selection) -> _Plan:
                     )
                 found.append(fetch)
             plan.fetches.append(found)
+        # The crawls the rows name, and those whose files hold the records: both are part of the story.
+        holders = {f.warc_file for group in plan.fetches for f in group}
         for crawl, slug in session.execute(
             select(Crawl, Market.slug).join(Market, Crawl.market_id == Market.id).order_by(Crawl.id)
         ):
-            if crawl.id in crawl_ids or crawl.id in {f.crawl_id for f in fetches.values()}:
+            if crawl.id in crawl_ids or (crawl.stats or {}).get("dnm/warc/file") in holders:
                 plan.crawls[crawl.id] = _crawl_facts(crawl, slug)
-    # The crawls whose files hold the records are part of the story too.
-    holders = {f.warc_file for group in plan.fetches for f in group}
-    with Session(engine) as session:
-        for crawl, slug in session.execute(
-            select(Crawl, Market.slug).join(Market, Crawl.market_id == Market.id)
-        ):
-            if (crawl.stats or {}).get("dnm/warc/file") in holders and crawl.id not in plan.crawls:
-                plan.crawls[crawl.id] = _crawl_facts(crawl, slug)
-    plan.crawls = dict(sorted(plan.crawls.items()))
     return plan
 
 
