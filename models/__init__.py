@@ -1,4 +1,4 @@
-"""The archive's SQLAlchemy models: markets, crawls and pages, vendors, listings, feedback and keys."""
+"""The archive's SQLAlchemy models: markets, crawls and pages, vendors, listings, feedback, keys, schedule."""
 
 from models.base import Base, ViewBase
 from models.crawl import Crawl, Market, Page, Payload, Url
@@ -14,6 +14,7 @@ from models.listing import (
     ShippingOption,
     ShippingRegion,
 )
+from models.schedule import ScheduledRun
 from models.vendor import PgpKey, Vendor, VendorKey, VendorSighting, VendorSnapshot, VendorState
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Page",
     "Payload",
     "PgpKey",
+    "ScheduledRun",
     "ShippingOption",
     "ShippingRegion",
     "Url",
