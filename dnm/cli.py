@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence_commands(commands)
     _add_report_command(commands)
     _add_status_command(commands)
+    from dnm.cli_schedule import add_schedule_commands  # here: it imports this module's CliError
+
+    add_schedule_commands(commands)
     return parser
 
 
@@ -300,7 +303,16 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
     progress = sys.stderr.isatty() and not args.no_progress
     jobs = [CrawlJob(market, ",".join(args.mirror) if args.mirror else None) for market in args.markets]
-    return _crawl_and_summarize(jobs, _overrides(args, progress), progress)
+    overrides = _overrides(args, progress)
+    # One crawl per market at a time, scheduled or not (dnm/schedule/lock.py): refused, exit 75, if taken.
+    from dnm.schedule.lock import EXIT_LOCKED, MarketLocked, hold_market_locks
+
+    try:
+        locks = hold_market_locks(args.markets, overrides)
+    except MarketLocked as exc:
+        raise CliError(str(exc), EXIT_LOCKED) from exc
+    with locks:
+        return _crawl_and_summarize(jobs, overrides, progress)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

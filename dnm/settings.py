@@ -48,6 +48,10 @@ DNM_ACCOUNTS_FILE: str | None = None  # else $DNM_ACCOUNTS_FILE, else ~/.config/
 DNM_SESSION_DIR: str | None = None  # saved cookie jars (0600), else $DNM_SESSION_DIR, else var/sessions
 # Mirrors (dnm.mirrors): a run of this many network failures marks a mirror down.
 DNM_MIRROR_FAILURES = 5
+# Scheduling (dnm.schedule.lock): `dnm crawl` holds a lock file per market and archive (flock) while it runs,
+# so a market is never crawled twice at once into one archive (a scheduled run and a manual one).
+DNM_SCHEDULE_LOCK = True
+DNM_SCHEDULE_LOCK_DIR: str | None = None  # else $DNM_SCHEDULE_LOCK_DIR, else var/locks
 
 # -- behaving like a careful human visitor ------------------------------------------------------
 # Tor Browser's User-Agent: the crawler must not identify itself to the markets it studies.
