@@ -426,3 +426,14 @@ def test_dnm_schedule_run_once_from_the_command_line(
     assert ran.outcome == "complete" and ran.crawl_id == latest_crawl(open_engine(database_url), MARKET).id
     status = run_dnm("schedule", "status", "--config", str(path), "--database", database_url)
     assert status.returncode == 0 and "complete" in status.stdout and f"crawl {ran.crawl_id}" in status.stdout
+
+
+def test_scrapy_cfg_names_the_scrapyd_deploy_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scrapy.utils.conf import get_config
+
+    # Read as Scrapy (and scrapyd-client, which uses the same reader) read it, from the project folder.
+    monkeypatch.chdir(ROOT)
+    config = get_config()
+    assert config.get("settings", "default") == "dnm.settings"
+    assert config.get("deploy", "url") == "http://127.0.0.1:6800/"
+    assert config.get("deploy", "project") == "dnm-archive"
