@@ -24,12 +24,14 @@ import json
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, String, Table, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from dnm.normalize.dates import TimeSpan
 from dnm.normalize.prices import Price
@@ -427,11 +429,11 @@ class ArchiveWriter:
             for row, link_id in zip(batch.links, ids, strict=True):
                 self._key_links[row["vendor_id"], row["pgp_key_id"]] = link_id
         if batch.narrowed:
-            connection.execute(_NARROW_FEEDBACK, batch.narrowed)
+            _executemany(connection, _NARROW_FEEDBACK, batch.narrowed)
         if batch.resighted:
-            connection.execute(_RESIGHT_FEEDBACK, batch.resighted)
+            _executemany(connection, _RESIGHT_FEEDBACK, batch.resighted)
         if batch.relinked:
-            connection.execute(_RELINK_KEYS, batch.relinked)
+            _executemany(connection, _RELINK_KEYS, batch.relinked)
 
     def _payload_ids(
         self, connection: Connection, pages: list[CapturedPage], serialized: bool
@@ -943,22 +945,30 @@ class _KnownFeedback:
 
 
 def _chunks(connection: Connection, values: list[Any]) -> list[list[Any]]:
-    """The values in lists of one `_among` condition each: one on PostgreSQL (an array is one parameter),
-    a bounded number on SQLite (a parameter each)."""
-    if connection.dialect.name == "postgresql":
+    """The values in lists of one `_among` condition each: one on PostgreSQL and SQLite (all the values
+    are one parameter), a bounded number elsewhere (a parameter each)."""
+    if connection.dialect.name in ("postgresql", "sqlite"):
         return [values] if values else []
     return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
 def _among(connection: Connection, column: Any, values: list[Any]) -> Any:
-    """`column` is one of `values`: `= ANY(array)` on PostgreSQL, `IN (...)` elsewhere.
+    """`column` is one of `values`: `= ANY(array)` on PostgreSQL, `IN` a JSON array's values on SQLite,
+    `IN (...)` elsewhere.
 
     One array parameter keeps the statement the same for any number of values, and PostgreSQL plans it
     for an index lookup per value; a list of parameters, once the driver has prepared the statement, may
     keep a plan made for a table too small for its index (a sequential scan, seconds a batch once large).
+    On SQLite, SQLAlchemy renders a list of parameters anew on every execution (~20 us a value, more than
+    the lookup), and SQLite looks `IN (SELECT value FROM json_each(?))` up value by value in the index
+    as it does a list.
     """
-    if connection.dialect.name == "postgresql":
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam(None, json.dumps(values), type_=String())).table_valued("value")
+        return column.in_(select(listed.c.value))
     return column.in_(values)
 
 
@@ -1000,11 +1010,15 @@ def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, 
     # them one statement each. Its new rowid is the largest one plus 1, and once the first row is in, this
     # transaction holds the database's only write lock until it ends: the others take the next ids, given
     # explicitly, as SQLite would have given them.
-    first = connection.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()
+    first_row = _driver_insert(connection, table, rows[0])
+    if first_row is None:
+        first = connection.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()
+    else:
+        first = first_row.execute(connection, [rows[0]])
     ids = list(range(first, first + len(rows)))
     for row, row_id in zip(rows[1:], ids[1:], strict=True):
         row["id"] = row_id
-    connection.execute(insert(table), rows[1:])
+    _insert(connection, table, rows[1:])
     return ids
 
 
@@ -1017,7 +1031,11 @@ def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) ->
     through its column type's bind processing first, as SQLAlchemy would hand it to the driver."""
     dialect = connection.dialect
     if dialect.name != "postgresql" or len(rows) < _COPY_FROM:
-        connection.execute(insert(table), rows)
+        statement = _driver_insert(connection, table, rows[0])
+        if statement is None:
+            connection.execute(insert(table), rows)
+        else:
+            statement.execute(connection, rows)
         return
     names = list(rows[0])
     columns = [table.c[name] for name in names]
@@ -1036,6 +1054,104 @@ def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) ->
         else:
             for row in rows:
                 copy.write_row([row[name] for name in names])
+
+
+class _DriverStatement:
+    """A Core statement compiled once for SQLite, run on the driver's cursor with rows as tuples.
+
+    SQLAlchemy's executemany spends more time per row than SQLite takes to insert it (it builds and checks
+    a parameter dict per row, and processes each value through its type). This does what it does: the
+    same SQL, each value through its column type's bind processor (the same stored bytes), and driver
+    errors raised as SQLAlchemy's exceptions, by one `executemany` of tuples.
+    """
+
+    __slots__ = ("constants", "getter", "names", "processors", "sql")
+
+    def __init__(
+        self, sql: str, names: tuple[str, ...], processors: tuple[Any, ...], constants: dict[str, Any]
+    ) -> None:
+        self.sql = sql
+        self.names = names
+        self.processors = processors if any(processors) else ()
+        # Values the statement carries itself (the 1 of `sightings + 1`), not taken from the rows.
+        self.constants = constants
+        self.getter = itemgetter(*names)
+
+    @classmethod
+    def compile(cls, statement: Any, dialect: Any, column_keys: list[str] | None = None) -> _DriverStatement:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in names]
+        processors = tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds)
+        constants = {
+            name: bind.value
+            for name, bind in zip(names, binds, strict=True)
+            if not bind.required and bind.callable is None and name not in (column_keys or ())
+        }
+        return cls(compiled.string, names, processors, constants)
+
+    def tuples(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        getter, constants = self.getter, self.constants
+        if constants:
+            rows = [{**constants, **row} for row in rows]
+        values = [(getter(row),) for row in rows] if len(self.names) == 1 else [getter(row) for row in rows]
+        if not self.processors:
+            return values
+        processed = [(n, process) for n, process in enumerate(self.processors) if process is not None]
+        converted = []
+        for row in values:
+            items = list(row)
+            for n, process in processed:
+                items[n] = process(items[n])
+            converted.append(tuple(items))
+        return converted
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> int:
+        """Run the statement once per row; returns the last inserted rowid."""
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        values = self.tuples(rows)
+        cursor = dbapi_connection.cursor()
+        try:
+            if len(values) == 1:
+                cursor.execute(self.sql, values[0])
+            else:
+                cursor.executemany(self.sql, values)
+            return int(cursor.lastrowid or 0)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                self.sql, values[:10], exc, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+
+_DRIVER_STATEMENTS: dict[Any, _DriverStatement | None] = {}
+
+
+def _driver_insert(connection: Connection, table: Table, row: dict[str, Any]) -> _DriverStatement | None:
+    """The SQLite INSERT of rows with `row`'s keys, or None where Core must run it: another backend, or a
+    column missing from the rows whose default SQLAlchemy would fill in."""
+    if connection.dialect.name != "sqlite":
+        return None
+    key = (table, tuple(row))
+    if key not in _DRIVER_STATEMENTS:
+        statement = _DriverStatement.compile(insert(table), connection.dialect, list(row))
+        complete = not statement.constants and set(statement.names) == set(row)
+        _DRIVER_STATEMENTS[key] = statement if complete else None
+    return _DRIVER_STATEMENTS[key]
+
+
+def _executemany(connection: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """A prepared UPDATE once per row: through the driver on SQLite, through Core elsewhere."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(statement, rows)
+        return
+    if statement not in _DRIVER_STATEMENTS:
+        _DRIVER_STATEMENTS[statement] = _DriverStatement.compile(statement, connection.dialect)
+    driver = _DRIVER_STATEMENTS[statement]
+    assert driver is not None
+    driver.execute(connection, rows)
 
 
 def _vendors_first(record: Record) -> bool:
