@@ -117,11 +117,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dnm.schedule.runner import Scheduler
 
     config = _config(args)
+    # The scheduler's decisions at INFO; other libraries (Alembic's migration chatter) only when they warn.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
+    logging.getLogger("dnm.schedule").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         scheduler = Scheduler(config, args.database, markets=args.market)
     except ScheduleError as exc:

@@ -437,3 +437,49 @@ def test_scrapy_cfg_names_the_scrapyd_deploy_target(monkeypatch: pytest.MonkeyPa
     assert config.get("settings", "default") == "dnm.settings"
     assert config.get("deploy", "url") == "http://127.0.0.1:6800/"
     assert config.get("deploy", "project") == "dnm-archive"
+
+
+def test_a_run_left_running_by_a_dead_scheduler_is_resolved(
+    tmp_path: Path, database_url: str, isolated: Path
+) -> None:
+    config = parse_schedule({"markets": {MARKET: {"cron": "0 3 1 1 *"}}}, tmp_path / "schedule.toml")
+    scheduler = Scheduler(config, database_url, clock=FakeClock(at("2026-03-10T03:00:00")))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with Session(scheduler.engine) as session:
+        session.add(
+            ScheduledRun(
+                market=MARKET, scheduled_for=at("2026-01-01T03:00"), started_at=at("2026-01-01T03:00:01"),
+                outcome="running", pid=gone.pid, host=scheduler.host,
+            )
+        )  # fmt: skip
+        session.commit()
+    scheduler.tick()
+    [row] = runs(database_url)
+    assert row.outcome == "failed" and "ended while no scheduler watched it" in (row.detail or "")
+
+
+def test_the_long_running_scheduler_stops_on_sigterm_and_is_alone(tmp_path: Path, database_url: str) -> None:
+    path = tmp_path / "schedule.toml"
+    path.write_text(f"[markets.{MARKET}]\ncron = '0 3 1 1 *'\n")
+    env = {**os.environ, "DNM_SCHEDULE_LOCK_DIR": str(tmp_path / "locks")}
+    command = [
+        sys.executable,
+        "-m",
+        "dnm.cli",
+        "schedule",
+        "run",
+        "--config",
+        str(path),
+        "--database",
+        database_url,
+    ]
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        assert first.stderr is not None and "scheduling copperline" in first.stderr.readline()
+        second = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert second.returncode == 1 and "a scheduler already runs for this archive" in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    finally:
+        first.kill()
