@@ -100,6 +100,23 @@ _NARROW_FEEDBACK = _RESIGHT_FEEDBACK.values(
     posted_latest=bindparam("latest", type_=UTCDateTime()),
     listing_id=bindparam("listing"),
 )
+# The same on PostgreSQL for all of a batch's rows at once (`_resight`): (id, seen at) pairs, two arrays.
+_RESIGHTS = (
+    func.unnest(
+        bindparam("ids", type_=ARRAY(_FEEDBACK.c.id.type)), bindparam("seen", type_=ARRAY(UTCDateTime()))
+    )
+    .table_valued("feedback_id", "seen_at")
+    .render_derived(with_types=False)
+)
+_RESIGHT_FEEDBACK_ARRAYS = (
+    update(_FEEDBACK)
+    .where(_FEEDBACK.c.id == _RESIGHTS.c.feedback_id)
+    .values(
+        last_crawl_id=bindparam("crawl"),
+        last_seen_at=_RESIGHTS.c.seen_at,
+        sightings=_FEEDBACK.c.sightings + 1,
+    )
+)
 _RELINK_KEYS = (
     update(_VENDOR_KEYS)
     .where(_VENDOR_KEYS.c.id == bindparam("link_id"))
@@ -431,7 +448,7 @@ class ArchiveWriter:
         if batch.narrowed:
             _executemany(connection, _NARROW_FEEDBACK, batch.narrowed)
         if batch.resighted:
-            _executemany(connection, _RESIGHT_FEEDBACK, batch.resighted)
+            _resight(connection, batch.resighted)
         if batch.relinked:
             _executemany(connection, _RELINK_KEYS, batch.relinked)
 
@@ -1152,6 +1169,26 @@ def _executemany(connection: Connection, statement: Any, rows: list[dict[str, An
     driver = _DRIVER_STATEMENTS[statement]
     assert driver is not None
     driver.execute(connection, rows)
+
+
+def _resight(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Count a sighting of each feedback of `rows` (feedback_id, crawl, seen_at).
+
+    Thousands a night (every feedback a vendor page still shows): on PostgreSQL one statement over two
+    arrays rather than a statement each. A feedback is sighted once a crawl, so its id comes up once.
+    """
+    if connection.dialect.name != "postgresql":
+        _executemany(connection, _RESIGHT_FEEDBACK, rows)
+        return
+    (crawl,) = {row["crawl"] for row in rows}
+    connection.execute(
+        _RESIGHT_FEEDBACK_ARRAYS,
+        {
+            "crawl": crawl,
+            "ids": [row["feedback_id"] for row in rows],
+            "seen": [row["seen_at"] for row in rows],
+        },
+    )
 
 
 def _vendors_first(record: Record) -> bool:

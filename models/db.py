@@ -25,6 +25,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB of page cache (the default is 2 MiB), taken only as pages are read. A crawl's batch touches
+    # index pages all over the archive (payload hashes and WARC record ids are random keys): with the
+    # default cache a batch evicts the pages the next one needs again and spills dirty pages to the WAL
+    # before its commit. Costs memory, per connection; durability is unchanged (commits and checkpoints
+    # go to disk as before).
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

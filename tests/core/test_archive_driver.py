@@ -1,5 +1,5 @@
-"""The archive writer's SQLite fast path: rows through the driver's cursor, lookups by a JSON array, stored
-byte for byte as SQLAlchemy Core's statements and IN lists stored them."""
+"""The archive writer's fast paths store what the plain statements stored: on SQLite, rows through the
+driver's cursor and lookups by a JSON array, byte for byte; on PostgreSQL, feedback resighted by arrays."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from dnm import archive
 from models.db import open_engine
-from tests.core.test_archive_batches import crawl_nights
+from tests.conftest import POSTGRES, archive_url
+from tests.core.test_archive_batches import crawl_nights, dump
 
 
 def stored(engine: Engine) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
@@ -109,3 +110,26 @@ def test_a_column_default_goes_through_core(tmp_path: Path) -> None:
             )
     finally:
         engine.dispose()
+
+
+def test_feedback_resighted_by_arrays_as_row_by_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On PostgreSQL a batch's resighted feedback is one UPDATE over arrays; the rows must be those that
+    # one UPDATE per feedback gave. (Elsewhere both are the per-row statement: the test passes trivially.)
+    urls = [archive_url(tmp_path, "arrays"), archive_url(tmp_path, "rows")]
+    engines = [open_engine(url) for url in urls]
+    try:
+        crawl_nights(engines[0], batch=7)
+        with monkeypatch.context() as patched:
+            patched.setattr(
+                archive,
+                "_resight",
+                lambda connection, rows: connection.execute(archive._RESIGHT_FEEDBACK, rows),
+            )
+            crawl_nights(engines[1], batch=7)
+        arrays, rows = dump(engines[0]), dump(engines[1])
+        assert arrays == rows
+        assert any(row[-1] > 1 for row in rows["feedback"])  # sightings, counted up
+    finally:
+        for engine, url in zip(engines, urls, strict=True):
+            engine.dispose()
+            POSTGRES.drop(url)
