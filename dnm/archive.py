@@ -27,7 +27,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, String, Table, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -341,6 +341,8 @@ class ArchiveWriter:
             crawl.status = status
             crawl.status_reason = reason
             crawl.stats = json.loads(json.dumps(stats, default=str))
+            if self.engine.dialect.name == "postgresql":
+                _analyze_unplanned(session.connection())
 
     # -- pages -----------------------------------------------------------------------------
 
@@ -1189,6 +1191,37 @@ def _resight(connection: Connection, rows: list[dict[str, Any]]) -> None:
             "seen": [row["seen_at"] for row in rows],
         },
     )
+
+
+# The tables a crawl writes and looks rows up in.
+_WRITTEN = (
+    _PAYLOADS, _URLS, _PAGES, _VENDORS, _LISTINGS, _CATEGORIES, _PGP_KEYS, _VENDOR_KEYS, _FEEDBACK,
+    *_STATES.values(), *_SIGHTINGS.values(), _LISTING_PRICES, _SHIPPING_REGIONS, _SHIPPING_OPTIONS,
+    _OBSERVATIONS,
+)  # fmt: skip
+
+
+def _analyze_unplanned(connection: Connection) -> None:
+    """ANALYZE the archive's tables that PostgreSQL has never analyzed (`reltuples` -1), after the crawl
+    that filled them first.
+
+    Without statistics the planner reads a lookup of a batch's values (`= ANY`) in a table of unknown
+    contents as a sequential scan: milliseconds after one night, seconds a batch at a year. Autovacuum
+    analyzes tables itself, where it runs; with it off (or before its first round) nothing else would.
+    Once analyzed, the planner scales the statistics to the table's current size, so once is enough.
+    """
+    names = [table.name for table in _WRITTEN]
+    unplanned = connection.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.reltuples < 0 "
+            "AND c.relname = ANY(:names)"
+        ),
+        {"names": names},
+    ).scalars()
+    quote = connection.dialect.identifier_preparer.quote
+    for name in sorted(unplanned):
+        connection.exec_driver_sql(f"ANALYZE {quote(name)}")
 
 
 def _vendors_first(record: Record) -> bool:

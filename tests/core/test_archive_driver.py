@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dnm import archive
 from models.db import open_engine
-from tests.conftest import POSTGRES, archive_url
+from tests.conftest import POSTGRES, archive_url, require_postgresql
 from tests.core.test_archive_batches import crawl_nights, dump
 
 
@@ -133,3 +133,29 @@ def test_feedback_resighted_by_arrays_as_row_by_row(tmp_path: Path, monkeypatch:
         for engine, url in zip(engines, urls, strict=True):
             engine.dispose()
             POSTGRES.drop(url)
+
+
+def test_postgresql_tables_have_statistics_after_the_first_crawl(tmp_path: Path) -> None:
+    # With autovacuum off nothing else analyzes them, and lookups of a batch's values plan as scans.
+    require_postgresql()
+    url = archive_url(tmp_path, "analyzed", backend="postgresql")
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            before = unanalyzed(connection)
+        assert {"payloads", "pages", "listing_sightings"} <= before
+        crawl_nights(engine, batch=50)
+        with engine.connect() as connection:
+            assert unanalyzed(connection) == before - {table.name for table in archive._WRITTEN}
+    finally:
+        engine.dispose()
+        POSTGRES.drop(url)
+
+
+def unanalyzed(connection: Any) -> set[str]:
+    return set(
+        connection.exec_driver_sql(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND relkind = 'r' AND reltuples < 0"
+        ).scalars()
+    )
