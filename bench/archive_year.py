@@ -74,6 +74,9 @@ class NightFigures:
     bytes_added: int
     bytes_total: int
     profiled: bool = False  # run under cProfile: left out of the ingest rate
+    # CPU time of this process in those calls: well under `seconds` means something else had the cores
+    # (or, on PostgreSQL, the server worked meanwhile: its CPU is not counted here).
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -124,6 +127,7 @@ class BackendResult:
             "backend": self.backend,
             "listing_snapshots": self.listings,
             "ingest_seconds": round(sum(n.seconds for n in self.measured), 3),
+            "ingest_cpu_seconds": round(sum(n.cpu_seconds for n in self.measured), 3),
             "ingest_rate": round(self.rate, 1),
             "bytes": {
                 "empty": self.empty_bytes,
@@ -216,20 +220,20 @@ def run_backend(
         previous = result.empty_bytes
         for night in market.nights(nights):
             profiler = cProfile.Profile() if night.number == profiled else None
-            crawl_id, seconds = ingest(engine, shape, setup, night, batch, profiler)
+            crawl_id, seconds, cpu = ingest(engine, shape, setup, night, batch, profiler)
             total = archive_bytes(engine)
             figures = NightFigures(
                 night.number, night.unchanged, crawl_id, len(night.pages), night.count("listing"),
                 night.count("vendor"), night.count("feedback"), seconds, total - previous, total,
-                profiler is not None,
+                profiler is not None, cpu,
             )  # fmt: skip
             previous = total
             result.nights.append(figures)
             say(
                 f"[{backend}] night {night.number}/{nights}{' (unchanged)' if night.unchanged else ''}"
                 f"{' (profiled)' if figures.profiled else ''}: {figures.listings:,} listings in "
-                f"{seconds:.2f} s = {figures.rate:,.0f}/s, +{figures.bytes_added / MB:.1f} MB "
-                f"(archive {total / MB:,.0f} MB)"
+                f"{seconds:.2f} s (CPU {cpu:.2f} s) = {figures.rate:,.0f}/s, "
+                f"+{figures.bytes_added / MB:.1f} MB (archive {total / MB:,.0f} MB)"
             )
             if profiler is not None and profile_file is not None:
                 profiler.dump_stats(profile_file)
@@ -249,10 +253,11 @@ def ingest(
     night: Night,
     batch: int,
     profiler: cProfile.Profile | None = None,
-) -> tuple[int, float]:
-    """One night's crawl through the archive writer; returns its crawl id and the writer's wall time."""
+) -> tuple[int, float, float]:
+    """One night's crawl through the archive writer; returns its crawl id, the writer's wall time and this
+    process's CPU time meanwhile."""
     writer = ArchiveWriter(engine, synthetic_profile(shape), setup)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if profiler is not None:
         profiler.enable()
     crawl_id = writer.begin()
@@ -261,7 +266,7 @@ def ingest(
     writer.finish("complete", None, {"dnm/stored/pages": len(night.pages), "synthetic/night": night.number})
     if profiler is not None:
         profiler.disable()
-    return crawl_id, time.perf_counter() - started
+    return crawl_id, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def _profiled_night(shape: MarketShape, nights: int) -> int:
@@ -530,10 +535,14 @@ def report(args: argparse.Namespace, shape: MarketShape, results: list[BackendRe
 def _backend_rows(r: BackendResult) -> list[str]:
     first, unchanged, typical, targets = r.nights[0], r.unchanged, r.typical, r.targets()
     rates = [n.rate for n in r.measured]
-    seconds = sum(n.seconds for n in r.measured)
+    seconds, cpu = sum(n.seconds for n in r.measured), sum(n.cpu_seconds for n in r.measured)
     rows = [
         _row("listing snapshots written", f"{r.listings:,} in {len(r.nights)} nights", "", ""),
-        _row("ingest rate (writer wall time)", f"{r.rate:,.0f}/s ({seconds:,.1f} s)", *targets["ingest"][1:]),
+        _row(
+            "ingest rate (writer wall time)",
+            f"{r.rate:,.0f}/s ({seconds:,.1f} s, CPU {cpu:,.1f} s)",
+            *targets["ingest"][1:],
+        ),
     ]
     if rates:
         spread = f"{statistics.median(rates):,.0f} / {min(rates):,.0f} / {max(rates):,.0f} /s"
