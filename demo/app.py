@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,15 @@ def create_app(
     hostility: Hostility | None = None,
     phishing: bool = False,
     layout_change_day: int | None = None,
+    latency: float = 0.0,
 ) -> Flask:
     """Build the app for (seed, market, day); the same arguments always serve the same bytes.
 
     `hostility` turns on hostile behaviours (docs/hostile-demo.md); `phishing` makes this app the
     market's phishing clone (its own key, tampered vendor keys). `layout_change_day` redesigns the
     market's listing and vendor pages on every day >= it (None: never), as a real market's new
-    layout breaks a profile's selectors; the data and the truth are the same either way.
+    layout breaks a profile's selectors; the data and the truth are the same either way. `latency` adds
+    that many seconds before every response, as a round trip through Tor's circuits would (benchmarks).
     """
     if market not in MARKETS:
         raise ValueError(f"unknown market {market!r}: use one of {MARKETS}")
@@ -68,6 +71,12 @@ def create_app(
     @app.errorhandler(404)
     def not_found(_error: Exception) -> tuple[str, int]:
         return render_template(f"{state().skin.name}/404.html"), 404
+
+    if latency > 0:
+
+        @app.before_request
+        def round_trip() -> None:
+            time.sleep(latency)
 
     faults.install(app)
     hostile.install(app, hostility or Hostility(), phishing=phishing)

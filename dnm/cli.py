@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dnm.cli_schedule import add_schedule_commands  # here: it imports this module's CliError
 
     add_schedule_commands(commands)
+    from dnm.cli_cluster import add_cluster_commands  # here: it imports this module's CliError
+
+    add_cluster_commands(commands)
     return parser
 
 
@@ -266,10 +269,15 @@ def _overrides(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
 
 def _crawl_and_summarize(jobs: list[Any], overrides: dict[str, Any], progress: bool) -> int:
     from dnm.crawler import run_crawls
+
+    return summarize_crawls(jobs, run_crawls(jobs, overrides, progress=progress), overrides)
+
+
+def summarize_crawls(jobs: list[Any], crawl_ids: list[int | None], overrides: dict[str, Any]) -> int:
+    """Print each crawl's summary; returns the exit status they make together (failed, partial, drift)."""
     from dnm.summary import render, summarize
     from models.db import open_engine
 
-    crawl_ids = run_crawls(jobs, overrides, progress=progress)
     engine = open_engine(overrides.get("DNM_DATABASE_URL"))
     # Into a log or a cron mail, a wide table: rich would fold long reasons at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=160)

@@ -64,23 +64,47 @@ def _bootstrap_printer(console: Console) -> Callable[[int, str], None]:
 
 
 def run_crawls(
-    jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None, *, progress: bool = False
+    jobs: Sequence[CrawlJob],
+    overrides: dict[str, Any] | None = None,
+    *,
+    progress: bool = False,
+    spider: type[MarketSpider] = MarketSpider,
+    fetches: bool = True,
 ) -> list[int | None]:
     """Run the jobs concurrently until all finish; returns each job's crawl id (None if it never started)."""
+    finals = run_crawlers(jobs, overrides, progress=progress, spider=spider, fetches=fetches)
+    return [stats.get("dnm/crawl_id") for stats in finals]
+
+
+def run_crawlers(
+    jobs: Sequence[CrawlJob],
+    overrides: dict[str, Any] | None = None,
+    *,
+    progress: bool = False,
+    spider: type[MarketSpider] = MarketSpider,
+    fetches: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the jobs concurrently until all finish; returns each crawler's final stats.
+
+    `spider` is the spider class (the cluster's worker and writer are MarketSpider's); `fetches=False`
+    for a crawler that fetches nothing itself (the cluster's writer), which needs no Tor.
+    """
     settings = crawl_settings(overrides)
     tor: TorInstance | None = None
-    if settings.get("DNM_TRANSPORT") == "tor":
+    if fetches and settings.get("DNM_TRANSPORT") == "tor":
         # The crawl starts only once Tor is ready; its ports and version go to every component.
         tor = tor_for_crawl(settings, _bootstrap_printer(Console(stderr=True)))
         settings.setdict(tor.settings(), priority="cmdline")
     try:
-        return _run(jobs, settings, progress)
+        return _run(jobs, settings, progress, spider)
     finally:
         if tor is not None:
             tor.stop()
 
 
-def _run(jobs: Sequence[CrawlJob], settings: Settings, progress: bool) -> list[int | None]:
+def _run(
+    jobs: Sequence[CrawlJob], settings: Settings, progress: bool, spider: type[MarketSpider]
+) -> list[dict[str, Any]]:
     display: Any = nullcontext()
     if progress:
         display = Progress(
@@ -102,9 +126,9 @@ def _run(jobs: Sequence[CrawlJob], settings: Settings, progress: bool) -> list[i
     quiet_known_noise()
     crawlers = []
     for job in jobs:
-        crawler = process.create_crawler(MarketSpider)
+        crawler = process.create_crawler(spider)
         process.crawl(crawler, market=job.market, mirror=job.mirror)
         crawlers.append(crawler)
     with display:
         process.start()
-    return [crawler.stats.get_value("dnm/crawl_id") if crawler.stats else None for crawler in crawlers]
+    return [dict(crawler.stats.get_stats()) if crawler.stats else {} for crawler in crawlers]

@@ -124,7 +124,8 @@ class SnapshotPipeline:
         stats = self.crawler.stats
         assert stats is not None
         mirrors = getattr(spider, "mirrors", None)
-        if mirrors is not None:
+        if mirrors is not None and stats.get_value("dnm/mirrors") is None:
+            # (A distributed crawl's writer has put its workers' reports there: they checked the mirrors.)
             stats.set_value("dnm/mirrors", mirrors.report())
         threshold = spider.profile.completeness.threshold
         status, why = crawl_status(

@@ -81,16 +81,30 @@ class MarketSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[Any]:
         # Pages stay addressed on the canonical mirror even when it was refused: the mirror
         # middleware sends them to a trusted one.
+        if not await self.mirrors_ready():
+            return
+        for request in self.start_pages():
+            yield request
+
+    async def mirrors_ready(self) -> bool:
+        """Check the mirrors against the signed list when the profile has one; closes the spider and returns
+        False when no mirror can be trusted."""
         if self.profile.mirror_list is not None and not await self.check_mirrors():
             await self.crawler.engine.close_spider_async(reason="no_trusted_mirror")  # type: ignore[union-attr]
-            return
-        for path in self.profile.start:
-            yield scrapy.Request(
+            return False
+        return True
+
+    def start_pages(self) -> list[scrapy.Request]:
+        """The requests for the profile's start paths, where every crawl of the market begins."""
+        return [
+            scrapy.Request(
                 urljoin(self.base_url + "/", path.lstrip("/")),
                 callback=self.parse_page,
                 errback=self.on_error,
                 meta={"dnm_expected_type": self.profile.pages[0].name},
             )
+            for path in self.profile.start
+        ]
 
     async def check_mirrors(self) -> bool:
         """Check mirrors against the signed list until one holds; False when none did.

@@ -137,6 +137,23 @@ def require_postgresql() -> None:
     pytest.skip(reason)
 
 
+REDIS_URL = os.environ.get("DNM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> str:
+    """The Redis URL for tests of distributed crawls; skips when it does not answer (fails under CI=true)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        reason = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: a missing service is a failure)")
+        pytest.skip(reason)
+    return REDIS_URL
+
+
 def archive_url(directory: Path, name: str = "archive", backend: str | None = None) -> str:
     """A fresh, empty archive for a test: a SQLite file in `directory`, or a new PostgreSQL database.
 
@@ -194,6 +211,19 @@ def run_dnm(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
         cwd=Path(__file__).resolve().parent.parent,
     )
     return DnmResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def spawn_dnm(*args: str, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
+    """Start `dnm` in a fresh process as `run_dnm` would, without waiting; its output goes to `log`."""
+    sessions = {"DNM_SESSION_DIR": tempfile.mkdtemp(prefix="dnm-sessions-"), "DNM_RAW_DIR": RAW_DIR}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dnm.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **sessions, **(env or {})},
+            cwd=Path(__file__).resolve().parent.parent,
+        )
 
 
 def crawl_demo(
