@@ -500,8 +500,7 @@ class ArchiveWriter:
 
         def read(values: list[str]) -> None:
             for chunk in _chunks(connection, values):
-                query = select(table.c.id, key, *read_columns).where(_among(connection, key, chunk))
-                for row in connection.execute(query).all():
+                for row in _lookup(connection, [table.c.id, key, *read_columns], key, chunk):
                     known[row[1]] = row[0]
                     found.append(row)
 
@@ -1019,7 +1018,8 @@ def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, 
             row["id"] = row_id
         _insert(connection, table, rows)
         return ids
-    if connection.dialect.name != "sqlite" or len(rows) < 2:
+    first_row = _driver_insert(connection, table, rows[0])
+    if first_row is None and (connection.dialect.name != "sqlite" or len(rows) < 2):
         return list(
             connection.execute(
                 insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
@@ -1028,12 +1028,13 @@ def _insert_with_ids(connection: Connection, table: Table, rows: list[dict[str, 
     # SQLite promises no order of the rows INSERT ... RETURNING gives back, so SQLAlchemy would insert
     # them one statement each. Its new rowid is the largest one plus 1, and once the first row is in, this
     # transaction holds the database's only write lock until it ends: the others take the next ids, given
-    # explicitly, as SQLite would have given them.
-    first_row = _driver_insert(connection, table, rows[0])
+    # explicitly, as SQLite would have given them. (The first row's id is its rowid, as RETURNING gives it.)
     if first_row is None:
         first = connection.execute(insert(table).returning(table.c.id), rows[0]).scalar_one()
     else:
         first = first_row.execute(connection, [rows[0]])
+    if len(rows) == 1:
+        return [first]
     ids = list(range(first, first + len(rows)))
     for row, row_id in zip(rows[1:], ids[1:], strict=True):
         row["id"] = row_id
@@ -1124,6 +1125,20 @@ class _DriverStatement:
                 items[n] = process(items[n])
             converted.append(tuple(items))
         return converted
+
+    def fetch(self, connection: Connection, *parameters: Any) -> list[tuple[Any, ...]]:
+        """Run a query with these parameters, as they are (no bind processing); returns its rows."""
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        try:
+            return cursor.execute(self.sql, parameters).fetchall()
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                self.sql, parameters, exc, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+            ) from exc
+        finally:
+            cursor.close()
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> int:
         """Run the statement once per row; returns the last inserted rowid."""
@@ -1222,6 +1237,25 @@ def _analyze_unplanned(connection: Connection) -> None:
     quote = connection.dialect.identifier_preparer.quote
     for name in sorted(unplanned):
         connection.exec_driver_sql(f"ANALYZE {quote(name)}")
+
+
+def _lookup(connection: Connection, columns: list[Any], key: Any, values: list[Any]) -> list[Any]:
+    """The rows (`columns`) whose `key` is one of `values` (`_among`).
+
+    On SQLite, when no column's type converts what the driver returns, through the driver's cursor: a
+    page's lookups are a few rows, for which building and compiling the statement took most of the time.
+    """
+    dialect = connection.dialect
+    if dialect.name == "sqlite":
+        cache_key = ("lookup", *columns)
+        if cache_key not in _DRIVER_STATEMENTS:
+            plain = all(c.type.dialect_impl(dialect).result_processor(dialect, None) is None for c in columns)
+            statement = select(*columns).where(_among(connection, key, ["?"]))
+            _DRIVER_STATEMENTS[cache_key] = _DriverStatement.compile(statement, dialect) if plain else None
+        driver = _DRIVER_STATEMENTS[cache_key]
+        if driver is not None:
+            return driver.fetch(connection, json.dumps(values))
+    return list(connection.execute(select(*columns).where(_among(connection, key, values))).all())
 
 
 def _vendors_first(record: Record) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from dnm import archive
@@ -37,7 +37,7 @@ def stored(engine: Engine) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]
 
 
 def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer as it was: every insert and update through Core, lookups as IN lists of 500."""
+    """The writer as it was: every insert, update and lookup through Core, lookups as IN lists of 500."""
 
     def chunks(connection: Any, values: list[Any]) -> list[list[Any]]:
         return [values[n : n + 500] for n in range(0, len(values), 500)]
@@ -47,6 +47,14 @@ def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
         archive, "_executemany", lambda connection, statement, rows: connection.execute(statement, rows)
     )
     monkeypatch.setattr(archive, "_among", lambda connection, column, values: column.in_(values))
+    monkeypatch.setattr(
+        archive,
+        "_lookup",
+        lambda connection, columns, key, values: connection.execute(
+            select(*columns).where(key.in_(values))
+        ).all(),
+    )
+    monkeypatch.setattr(archive, "_DRIVER_STATEMENTS", {})
     monkeypatch.setattr(
         archive,
         "_chunks",
