@@ -356,8 +356,8 @@ class ArchiveWriter:
             return
         batch = _Batch()
         try:
-            with self.sessions.begin() as session:
-                connection = session.connection()
+            # A connection, not an ORM session: the batch is written with Core and driver statements only.
+            with self.engine.begin() as connection:
                 page_ids = self._insert_pages(connection, pages, _serialized(connection))
                 # Vendors first: listings and feedback on the same page refer to them.
                 ordered = [
@@ -637,9 +637,9 @@ class ArchiveWriter:
         for chunk in _chunks(connection, list(new_keys)):
             self._keys.update(
                 (fingerprint, key_id)
-                for key_id, fingerprint in connection.execute(
-                    select(PgpKey.id, PgpKey.fingerprint).where(_among(connection, PgpKey.fingerprint, chunk))
-                ).all()
+                for key_id, fingerprint in _lookup(
+                    connection, [_PGP_KEYS.c.id, _PGP_KEYS.c.fingerprint], _PGP_KEYS.c.fingerprint, chunk
+                )
             )
         missing = {fingerprint: row for fingerprint, row in new_keys.items() if fingerprint not in self._keys}
         if missing:
