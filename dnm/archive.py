@@ -12,9 +12,11 @@ rather than statements per record: the pages (bodies and URLs interned first), t
 names for the first time (in the order the records name them, so ids come out as one record at a time
 would give them), then the records read into plain rows (states with their prices, regions and shipping
 options, sightings, feedback, category counts) inserted table by table at the end. On SQLite the batch
-holds the write lock from its start, and rows take their ids as SQLite would give them; on PostgreSQL
-large inserts go by COPY, with ids drawn from the tables' sequences. A batch that fails leaves nothing,
-in the archive or in the writer's memory of the crawl.
+holds the write lock from its start, rows take their ids as SQLite would give them, and inserts, updates
+and lookups of interned values run on the driver's cursor (the SQL and bind processing of SQLAlchemy's
+statements, compiled once); on PostgreSQL large inserts go by COPY, with ids drawn from the tables'
+sequences, and the tables are analyzed after the crawl that first fills them. A batch that fails leaves
+nothing, in the archive or in the writer's memory of the crawl.
 """
 
 from __future__ import annotations
@@ -1160,6 +1162,7 @@ class _DriverStatement:
             cursor.close()
 
 
+# Compiled once per process, by what they do and the dialect's class (its SQL and parameter style).
 _DRIVER_STATEMENTS: dict[Any, _DriverStatement | None] = {}
 
 
@@ -1168,7 +1171,7 @@ def _driver_insert(connection: Connection, table: Table, row: dict[str, Any]) ->
     column missing from the rows whose default SQLAlchemy would fill in."""
     if connection.dialect.name != "sqlite":
         return None
-    key = (table, tuple(row))
+    key = (type(connection.dialect), table, tuple(row))
     if key not in _DRIVER_STATEMENTS:
         statement = _DriverStatement.compile(insert(table), connection.dialect, list(row))
         complete = not statement.constants and set(statement.names) == set(row)
@@ -1181,9 +1184,10 @@ def _executemany(connection: Connection, statement: Any, rows: list[dict[str, An
     if connection.dialect.name != "sqlite":
         connection.execute(statement, rows)
         return
-    if statement not in _DRIVER_STATEMENTS:
-        _DRIVER_STATEMENTS[statement] = _DriverStatement.compile(statement, connection.dialect)
-    driver = _DRIVER_STATEMENTS[statement]
+    key = (type(connection.dialect), statement)
+    if key not in _DRIVER_STATEMENTS:
+        _DRIVER_STATEMENTS[key] = _DriverStatement.compile(statement, connection.dialect)
+    driver = _DRIVER_STATEMENTS[key]
     assert driver is not None
     driver.execute(connection, rows)
 
@@ -1247,7 +1251,7 @@ def _lookup(connection: Connection, columns: list[Any], key: Any, values: list[A
     """
     dialect = connection.dialect
     if dialect.name == "sqlite":
-        cache_key = ("lookup", *columns)
+        cache_key = (type(dialect), "lookup", *columns)
         if cache_key not in _DRIVER_STATEMENTS:
             plain = all(c.type.dialect_impl(dialect).result_processor(dialect, None) is None for c in columns)
             statement = select(*columns).where(_among(connection, key, ["?"]))
