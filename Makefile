@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := gnupg tor chromium libpango-1.0-0 libpangoft2-1.0-0
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
-.PHONY: demo test lint bench bench-tor bench-archive system clean
+.PHONY: demo test lint bench bench-tor bench-archive bench-cluster system clean
 
 demo: $(STAMP)
 	$(BIN)/dnm demo run --database $(DEMO_DATABASE)
@@ -39,6 +39,10 @@ bench-tor: $(STAMP)
 # A synthetic year of nightly crawls into SQLite and PostgreSQL, then queried (bench/README.md).
 bench-archive: $(STAMP)
 	$(BIN)/python -m bench.archive_year
+
+# One worker against two on a demo market answering after 300 ms, into PostgreSQL via Redis (bench/README.md).
+bench-cluster: $(STAMP)
+	$(BIN)/python -m bench.cluster
 
 system:
 	@missing=""; \

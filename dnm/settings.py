@@ -56,8 +56,10 @@ DNM_SCHEDULE_LOCK_DIR: str | None = None  # else $DNM_SCHEDULE_LOCK_DIR, else va
 # Scale-out (dnm.cluster, `dnm cluster crawl|worker`): workers share a queue and duplicate filter in Redis.
 DNM_REDIS_URL: str | None = None  # else $DNM_REDIS_URL, else redis://127.0.0.1:6379/0
 DNM_CLUSTER_CRAWL: str | None = None  # the crawl a worker joins, "ID:TOKEN" (`dnm cluster worker` finds it)
+DNM_CLUSTER_WRITER = False  # set on a distributed crawl's writer, which fetches nothing itself
 DNM_CLUSTER_WORKER_ID: str | None = None  # a worker's name in Redis, else host:pid:random
 DNM_CLUSTER_HEARTBEAT = 2.0  # seconds between a worker's signs of life (with its stats)
+DNM_CLUSTER_POLL = 0.5  # seconds an idle worker waits before it looks at the shared queue again
 DNM_CLUSTER_WORKER_TTL = 10.0  # seconds of silence after which a worker's requests go back to the queue
 DNM_CLUSTER_JOIN_TIMEOUT = 300.0  # how long a worker waits for the writer to publish a crawl
 DNM_CLUSTER_WAIT_WORKERS = 600.0  # how long the writer waits with work left and no worker alive

@@ -75,6 +75,11 @@ def network_path(settings: Any, mirrors: tuple[str, ...]) -> bytes:
         "profile_mirrors": list(mirrors),
         "clock": clock_status(),
     }
+    if settings.getbool("DNM_CLUSTER_WRITER"):
+        # A distributed crawl's writer fetches nothing: its workers did, each through its own tor, and each
+        # recorded its own network path (the crawl's stats, dnm/cluster/workers).
+        facts.update(tor_version=None, tor_socks=None, tor_launched_by_crawl=None)
+        facts["fetched_by"] = "the workers of a distributed crawl (dnm/cluster/workers in the crawl's stats)"
     return json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
 
 

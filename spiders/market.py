@@ -39,6 +39,9 @@ class MarketSpider(scrapy.Spider):
 
     accounts: AccountPool | None = None
     mirrors: MirrorPool
+    # Page types that link to themselves (an index's next page), and those linking to one: link_priority.
+    paginated: set[str]
+    chain_starts: set[str]
 
     def __init__(self, market: str | None = None, mirror: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -65,6 +68,12 @@ class MarketSpider(scrapy.Spider):
             require_trust=profile.mirror_list is not None,
         )
         spider.base_url = spider.mirrors.canonical
+        spider.paginated = {
+            page.name for page in profile.pages if any(ln.to == page.name for ln in page.links)
+        }
+        spider.chain_starts = {
+            page.name for page in profile.pages if any(link.to in spider.paginated for link in page.links)
+        } - spider.paginated
         if profile.login is not None:
             spider.accounts = AccountPool(
                 load_accounts(profile.market, crawler.settings.get("DNM_ACCOUNTS_FILE"))
@@ -220,7 +229,16 @@ class MarketSpider(scrapy.Spider):
                 callback=self.parse_page,
                 errback=self.on_error,
                 meta={"dnm_expected_type": to},
+                priority=self.link_priority(to),
             )
+
+    def link_priority(self, to: str) -> int:
+        """Paginated chains first: pages of an index (a category's pages, a vendor's feedback pages), then a
+        page that leads to one (the vendor page). Their pages are found one after another, so a chain found
+        late is the crawl's tail, however many requests run at once."""
+        if to in self.paginated:
+            return 2
+        return 1 if to in self.chain_starts else 0
 
     def on_error(self, failure: Failure) -> Any:
         """Count and log a request that produced no page, by cause."""

@@ -74,9 +74,19 @@ def run_writer(market: str, mirror: str | None, overrides: dict[str, Any], url: 
             f"crawl {running.crawl_id} of {market} is still in progress in Redis; let it finish, stop it "
             f"with `dnm cluster stop {market}`, or close it with `dnm cluster reset {market}`"
         )
-    return run_crawls(
-        [CrawlJob(market, mirror)], {**overrides, "DNM_REDIS_URL": url}, spider=WriterSpider, fetches=False
-    )[0]
+    settings = crawl_settings()
+    writer = {
+        "DNM_REDIS_URL": url,
+        "DNM_CLUSTER_WRITER": True,
+        # It downloads nothing, so it has no tor for the Tor middleware to use (the guard stays: nothing
+        # could leave by another way).
+        "DOWNLOADER_MIDDLEWARES": {
+            **settings.getdict("DOWNLOADER_MIDDLEWARES"),
+            "transport.middleware.TorTransportMiddleware": None,
+        },
+    }
+    jobs = [CrawlJob(market, mirror)]
+    return run_crawls(jobs, {**overrides, **writer}, spider=WriterSpider, fetches=False)[0]
 
 
 def crawl_progress(url: str, market: str) -> tuple[int, Progress] | None:

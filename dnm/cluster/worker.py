@@ -80,6 +80,7 @@ class ClusterWorker:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.interval = crawler.settings.getfloat("DNM_CLUSTER_HEARTBEAT", 2.0)
+        self.poll = crawler.settings.getfloat("DNM_CLUSTER_POLL", 0.5)
         self.heart: task.LoopingCall | None = None
         self.stopping = False
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -95,6 +96,10 @@ class ClusterWorker:
         return dict(self.crawler.stats.get_stats())
 
     def spider_opened(self, spider: Any) -> None:
+        # An idle engine looks at its scheduler again only at its heartbeat, 5 s in Scrapy: a worker that ran
+        # dry while another was queueing pages would sit out 5 s each time. (Read when the engine starts
+        # its heartbeat, after spider_opened; Scrapy 2.19 keeps it as a class attribute.)
+        self.crawler.engine._SLOT_HEARTBEAT_INTERVAL = self.poll  # type: ignore[union-attr]
         facts = network_path(self.crawler.settings, spider.profile.mirrors)
         spider.shared.join(spider.worker_id, {"network_path": facts.decode()})
         assert self.crawler.stats is not None
@@ -134,7 +139,7 @@ class ClusterWorker:
             raise CloseSpider("stopped")
         if progress.done or (progress.seeded and not progress.queued and not progress.leased):
             return  # nothing left anywhere: close as finished
-        raise DontCloseSpider  # the others may still queue pages; Scrapy asks again in a few seconds
+        raise DontCloseSpider  # the others may still queue pages; asked again in DNM_CLUSTER_POLL seconds
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.heart is not None and self.heart.running:
