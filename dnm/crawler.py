@@ -64,16 +64,10 @@ def _bootstrap_printer(console: Console) -> Callable[[int, str], None]:
 
 
 def run_crawls(
-    jobs: Sequence[CrawlJob],
-    overrides: dict[str, Any] | None = None,
-    *,
-    progress: bool = False,
-    spider: type[MarketSpider] = MarketSpider,
-    fetches: bool = True,
+    jobs: Sequence[CrawlJob], overrides: dict[str, Any] | None = None, *, progress: bool = False
 ) -> list[int | None]:
     """Run the jobs concurrently until all finish; returns each job's crawl id (None if it never started)."""
-    finals = run_crawlers(jobs, overrides, progress=progress, spider=spider, fetches=fetches)
-    return [stats.get("dnm/crawl_id") for stats in finals]
+    return [stats.get("dnm/crawl_id") for stats in run_crawlers(jobs, overrides, progress=progress)]
 
 
 def run_crawlers(

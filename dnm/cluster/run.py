@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from dnm.cluster.shared import ClusterError, Progress, SharedCrawl, active_crawl, connect
-from dnm.crawler import CrawlJob, crawl_settings, run_crawlers, run_crawls
+from dnm.crawler import CrawlJob, crawl_settings, run_crawlers
 
 
 def worker_settings(shared: SharedCrawl, url: str) -> dict[str, Any]:
@@ -86,7 +86,8 @@ def run_writer(market: str, mirror: str | None, overrides: dict[str, Any], url: 
         },
     }
     jobs = [CrawlJob(market, mirror)]
-    return run_crawls(jobs, {**overrides, **writer}, spider=WriterSpider, fetches=False)[0]
+    final = run_crawlers(jobs, {**overrides, **writer}, spider=WriterSpider, fetches=False)[0]
+    return final.get("dnm/crawl_id")
 
 
 def crawl_progress(url: str, market: str) -> tuple[int, Progress] | None:
