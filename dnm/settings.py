@@ -16,6 +16,7 @@ DNM_FETCH_MEDIA = False  # images, video and binaries are never fetched unless t
 DNM_DATABASE_URL: str | None = None  # else $DNM_DATABASE_URL, else sqlite:///var/archive.sqlite
 DNM_PROFILE_DIR: str | None = None  # else $DNM_PROFILE_DIR, else config/markets/
 DNM_RAW_DIR: str | None = None  # raw captures (WARC files, dnm.rawstore), else $DNM_RAW_DIR, else var/warc
+DNM_TEST_KILL_AT: str | None = None  # tests only: "stage:N" SIGKILLs the crawl (storage.KillPoint)
 # The Tor a crawl uses; `dnm crawl` fills these from the tor it launched or attached to.
 DNM_TOR_MODE = "launch"  # "launch" a dedicated tor, or "attach" to one at DNM_TOR_SOCKS_PORT/CONTROL_PORT
 DNM_TOR_SOCKS_PORT: int | None = None
@@ -65,11 +66,19 @@ DNM_CLUSTER_JOIN_TIMEOUT = 300.0  # how long a worker waits for the writer to pu
 DNM_CLUSTER_WAIT_WORKERS = 600.0  # how long the writer waits with work left and no worker alive
 
 # -- behaving like a careful human visitor ------------------------------------------------------
-# Tor Browser's User-Agent: the crawler must not identify itself to the markets it studies.
+# Tor Browser's User-Agent and navigation headers: the crawler must not identify itself to the markets it
+# studies, by name or by a header set no browser sends. dnm.middlewares.browser adds Sec-Fetch-Site (and
+# Origin on a form post) and puts them all in Tor Browser's order (tests/security/test_leaks.py).
 USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
 DEFAULT_REQUEST_HEADERS = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "Accept-Language": "en-US,en;q=0.5",
+    "Accept-Encoding": "gzip, deflate, br, zstd",  # Firefox 128's, whatever decoders Scrapy finds installed
+    "Upgrade-Insecure-Requests": "1",
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-User": "?1",
+    "Priority": "u=0, i",
 }
 ROBOTSTXT_OBEY = False  # markets publish none worth obeying, and fetching it is one more request
 COOKIES_ENABLED = True
@@ -112,6 +121,8 @@ DOWNLOADER_MIDDLEWARES = {
     # Cookies per account, kept between crawls (replaces Scrapy's own at the same place).
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "dnm.middlewares.sessions.PersistentCookiesMiddleware": 700,
+    # Last before the download handler: Tor Browser's headers, in its order, on every request.
+    "dnm.middlewares.browser.BrowserHeadersMiddleware": 950,
 }
 DUPEFILTER_CLASS = "dnm.dupefilter.RedirectAwareDupeFilter"
 EXTENSIONS = {"dnm.coverage.CoverageExtension": 500}
