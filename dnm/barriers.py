@@ -116,7 +116,8 @@ def meta_refresh(response: Response) -> tuple[float, str] | None:
 def retry_after(response: Response) -> float | None:
     """Seconds from a Retry-After header given in seconds, if any."""
     value = (response.headers.get(b"Retry-After") or b"").decode("latin-1").strip()
-    return float(value) if value.isdigit() else None
+    # ASCII digits only: str.isdigit() also says yes to "²" (a latin-1 byte), which float() refuses.
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 # -- forms --------------------------------------------------------------------------------------------
@@ -188,7 +189,9 @@ def labelled_input(
         if (candidate.attrib.get("type") or "text").lower() not in kinds or not is_visible(candidate, hidden):
             continue
         input_id = candidate.attrib.get("id")
-        labels = form.xpath(f".//label[@for='{input_id}']//text()").getall() if input_id else []
+        # The id is the page's: passed as an XPath variable, never pasted into the expression (a quote
+        # in it would be an XPath syntax error, a crafted one an injected predicate).
+        labels = form.xpath(".//label[@for=$id]//text()", id=input_id).getall() if input_id else []
         labels += candidate.xpath("ancestor::label[1]//text()").getall()
         if label.search(" ".join(" ".join(labels).split())):
             return candidate.attrib["name"]

@@ -1,7 +1,9 @@
 """Normalization: turns raw record strings into typed values (prices, regions, dates, names, keys).
 
 Relative dates are resolved against the market's own clock when the profile says where the page
-prints it, else against the capture time. Stats: `dnm/normalize/errors/<kind>.<field>`,
+prints it (and it is no more than a day ahead of the capture time), else against the capture time. A
+normalizer that raises anything but a NormalizationError (a bug) leaves the page stored without records,
+counted under `dnm/normalize/errors/crashed`. Stats: `dnm/normalize/errors/<kind>.<field>`,
 `dnm/records/dropped/<kind>` (a required field could not be read), and fill counts for drift detection
 (dnm.drift): `dnm/fill/<page type>/<kind>/records` and `dnm/fill/<page type>/<kind>/<field>` (records
 whose field has a value), over every record the page yielded, stored or not.
@@ -43,9 +45,15 @@ class NormalizationPipeline:
         assert stats is not None
         item.server_time = self.server_time(item)
         context = context_for(self.profile, item.server_time or item.fetched_at)
-        records = normalize_records(
-            self.profile.page(item.page_type), item.raw_records, context, self.profile
-        )
+        try:
+            records = normalize_records(
+                self.profile.page(item.page_type), item.raw_records, context, self.profile
+            )
+        except Exception as exc:  # a normalizer bug must not lose the page: it is stored, counted, logged
+            stats.inc_value("dnm/normalize/errors/crashed")
+            item.errors.append(f"normalization failed: {type(exc).__name__}: {exc}")
+            logger.error("normalization failed on %s: %s", item.url, exc, exc_info=True)
+            return item
         self.count_fill(item.page_type, records)
         for record in records:
             for error in record.errors:
@@ -82,7 +90,9 @@ class NormalizationPipeline:
         if not isinstance(shown, str):
             return None
         try:
-            return normalize(self.profile.clock.normalize or "instant", shown)
+            # Checked against the capture time: a clock more than a day ahead (a page printing 9999-12-31)
+            # would otherwise become every relative date's reference.
+            return normalize(self.profile.clock.normalize or "instant", shown, now=item.fetched_at)
         except NormalizationError as exc:
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("dnm/normalize/errors/clock")

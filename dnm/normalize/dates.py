@@ -133,7 +133,10 @@ def parse_when(text: str, now: datetime, *, day_first: bool = True, rounding: st
         raise NormalizationError("a rounding mode", rounding, "'floor' or 'round'")
     now = _as_utc(now)
     absolute = _find_absolute(cleaned, text, day_first=day_first)
-    span = _relative(cleaned, text, now, rounding) if absolute is None else absolute.span
+    try:
+        span = _relative(cleaned, text, now, rounding) if absolute is None else absolute.span
+    except OverflowError:  # "just now" or "yesterday" against a clock at the calendar's first day
+        raise NormalizationError("a date", text, "a time within the calendar") from None
     _check_plausible(span.earliest, text, now)
     return span
 
@@ -172,7 +175,8 @@ def _check_plausible(earliest: datetime, text: str, now: datetime | None) -> Non
     now = None if now is None else _as_utc(now)
     if earliest < EARLIEST_PLAUSIBLE:
         raise NormalizationError("a date", text, "a time after 2009-01-01, when the first markets opened")
-    if now is not None and earliest > now + FUTURE_TOLERANCE:
+    # Subtracting from `earliest` (2009 or later here) cannot overflow; adding to a `now` of 9999-12-31 can.
+    if now is not None and earliest - FUTURE_TOLERANCE > now:
         limit = f"{now:%Y-%m-%d %H:%M} UTC"
         raise NormalizationError("a date", text, f"a time no later than a day after now ({limit})")
 
@@ -308,7 +312,10 @@ def _age_span(now: datetime, components: dict[str, int], rounding: str) -> TimeS
         try:
             return now - relativedelta(**shifted)  # type: ignore[arg-type]
         except (OverflowError, ValueError):
-            return datetime.min.replace(tzinfo=UTC)  # beyond any calendar: rejected as too old
+            # Beyond the calendar: a shift forward ("0m" rounded, -1 unit and nothing larger) from a clock
+            # at its last day passes the end, any other shift the start (rejected as too old).
+            forward = shifted[smallest] < 0 and not any(v for k, v in shifted.items() if k != smallest)
+            return (datetime.max if forward else datetime.min).replace(tzinfo=UTC)
 
     if rounding == "floor":
         return TimeSpan(ago(1), ago(0))
