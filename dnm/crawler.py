@@ -47,6 +47,9 @@ def quiet_known_noise() -> None:
     """Silence log lines we know about: httpx2 logs every request at INFO, and Scrapy warns at every
     start that its httpx handler is experimental (we pin Scrapy exactly and test that path in CI)."""
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+    # httpcore logs every request's and response's headers at DEBUG: Cookie and Set-Cookie values, the
+    # session tokens that must never reach a log (`--set LOG_LEVEL=DEBUG` would print them all).
+    logging.getLogger("httpcore2").setLevel(logging.INFO)
     logging.getLogger("scrapy.core.downloader.handlers._base_streaming").addFilter(
         _DropMessage("is experimental and is not recommended")
     )

@@ -6,7 +6,9 @@ middleware) loaded when the spider opens and saved when it closes, under `DNM_SE
 (directory mode 0700, files 0600). A nightly crawl so resumes a session the market still honours
 instead of logging in and solving the gate again; an expired one is simply replaced by a new login.
 Cookie values are never logged (`COOKIES_DEBUG` is refused) and never leave these files.
-Stats: `dnm/sessions/loaded`, `dnm/sessions/saved` (cookies).
+A saved file that group or others may read is not used and is removed (logged at ERROR): its tokens
+may have been read; the market's session is replaced by a new login.
+Stats: `dnm/sessions/loaded`, `dnm/sessions/saved` (cookies), `dnm/sessions/refused` (files).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from http.cookiejar import Cookie
 from pathlib import Path
@@ -75,9 +78,25 @@ class PersistentCookiesMiddleware(CookiesMiddleware):
         if folder is None or not folder.is_dir():
             return
         now, loaded = time.time(), 0
+        refused = 0
         for path in sorted(folder.glob("*.json")):
             try:
-                saved = json.loads(path.read_text(encoding="utf-8"))
+                with path.open(encoding="utf-8") as handle:
+                    # The mode of the file actually read: tokens others could read may be someone else's too.
+                    mode = os.fstat(handle.fileno()).st_mode
+                    if mode & 0o077:
+                        # Its tokens may have been read: not reused, and not left lying readable either.
+                        path.unlink()
+                        logger.error(
+                            "session file %s was accessible by group or others (mode %04o): not used, "
+                            "removed, the session replaced by a new login. These files are written "
+                            "0600: find what changed the mode (keep the folder private: chmod 700 %s, "
+                            "chmod 600 its files)",
+                            path, stat.S_IMODE(mode), folder,
+                        )  # fmt: skip
+                        refused += 1
+                        continue
+                    saved = json.loads(handle.read())
                 jar = self.jars[saved["jar"]]
                 for data in saved["cookies"]:
                     if data.get("expires") is None or data["expires"] > now:
@@ -87,6 +106,8 @@ class PersistentCookiesMiddleware(CookiesMiddleware):
                 logger.warning("session file %s ignored (%s)", path, type(exc).__name__)
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("dnm/sessions/loaded", loaded)
+        if refused:
+            self.crawler.stats.set_value("dnm/sessions/refused", refused)
         if loaded:
             logger.info("%d session cookie(s) of %s restored from %s", loaded, spider.name, folder)
 
