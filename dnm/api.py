@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, text
 
 from dnm.export import ExportFilter, export_rows
-from models.db import open_engine
+from models.db import open_reader
 from models.views import VIEWS
 
 if TYPE_CHECKING:
@@ -33,10 +33,14 @@ AMOUNT_COLUMNS = ("price_amount", "rating")
 
 
 class Archive:
-    """An archive opened for reading; every method returns a pandas DataFrame."""
+    """An archive opened for reading; every method returns a pandas DataFrame.
+
+    A URL is opened read-only (models.db.open_reader): SQLite through `mode=ro`, PostgreSQL with
+    read-only transactions, no migration run; `sql()` cannot change the archive by mistake.
+    """
 
     def __init__(self, url: str | Engine | None = None) -> None:
-        self.engine = url if isinstance(url, Engine) else open_engine(url)
+        self.engine = url if isinstance(url, Engine) else open_reader(url)
 
     def listings(self, **filters: Any) -> pd.DataFrame:
         """Listing snapshots; filters of `ExportFilter`: market, crawl_id, since, until, vendor, category,

@@ -28,6 +28,16 @@ class CliError(Exception):
         self.status = status
 
 
+def _reader(database: str | None) -> Any:
+    """The archive opened read-only for a query command (models.db.open_reader), or a CliError why not."""
+    from models.db import ArchiveNotReadable, open_reader
+
+    try:
+        return open_reader(database)
+    except ArchiveNotReadable as exc:
+        raise CliError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -325,9 +335,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dnm.export import BINARY_WRITERS, WRITERS, ExportFilter, export_rows
-    from models.db import open_engine
 
-    engine = open_engine(args.database)
+    engine = _reader(args.database)
     filters = ExportFilter(
         market=args.market, crawl_id=args.crawl, since=args.since, until=args.until,
         vendor=args.vendor, category=args.category, ships_to=args.ships_to,
@@ -362,12 +371,12 @@ def cmd_browse(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from dnm.datasette import metadata
-    from models.db import database_url, open_engine
+    from models.db import database_url
 
     url = make_url(database_url(args.database))
     if url.get_backend_name() != "sqlite" or not url.database:
         raise CliError("dnm browse serves SQLite archives; for PostgreSQL use its own tools", EXIT_USAGE)
-    open_engine(str(url)).dispose()  # tables and views exist before Datasette looks
+    _reader(str(url)).dispose()  # an archive at this version's schema, checked without writing to it
     from datasette.cli import cli as datasette
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dnm-datasette-") as meta:
@@ -386,9 +395,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from dnm.summary import render, summarize
     from models import Crawl
-    from models.db import open_engine
 
-    engine = open_engine(args.database)
+    engine = _reader(args.database)
     crawl_id = args.crawl
     if crawl_id is None:
         with Session(engine) as session:
@@ -620,6 +628,56 @@ def _add_db_commands(commands: Any) -> None:
             "--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)"
         )
         command.set_defaults(handler=handler)
+    readonly = db_commands.add_parser(
+        "readonly-role",
+        help="create or update a PostgreSQL login role that can read the archive and change nothing",
+    )
+    readonly.add_argument("name", metavar="NAME", help="the role's name (lowercase letters, digits, _)")
+    readonly.add_argument("--database", help="archive URL, as its owner (default: $DNM_DATABASE_URL)")
+    readonly.add_argument(
+        "--password-file", type=Path, help="a file (mode 0600) whose first line is the role's password"
+    )
+    readonly.set_defaults(handler=cmd_db_readonly_role)
+
+
+def cmd_db_readonly_role(args: argparse.Namespace) -> int:
+    """Grant a researcher read-only access to a PostgreSQL archive (models/access.py)."""
+    import stat
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.access import RoleError, grant_read_only
+
+    password = None
+    if args.password_file:
+        try:
+            mode = args.password_file.stat().st_mode
+            if mode & 0o077:
+                raise CliError(
+                    f"{args.password_file} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+                    f"run: chmod 600 {args.password_file}"
+                )
+            password = args.password_file.read_text(encoding="utf-8").splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise CliError(f"cannot read a password from {args.password_file}") from exc
+    engine, shown = _db_engine(args)
+    try:
+        granted = grant_read_only(engine, args.name, password)
+    except RoleError as exc:
+        raise CliError(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise CliError(f"{shown}: {str(exc.orig or exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+    url = make_url(shown).set(username=args.name, password=None, drivername="postgresql")
+    where = url.render_as_string(hide_password=False)
+    print(f"role {args.name}: reads every table and view of {granted['schema']} in {granted['database']}, "
+          f"writes nothing (tables {granted['owner']} creates later included)")  # fmt: skip
+    print(f"connect: psql '{where}'   (password: {'the file given' if password else 'unchanged'})")
+    tools = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    print(f"         dnm export listings --database '{tools}'")
+    return EXIT_OK
 
 
 def _db_engine(args: argparse.Namespace) -> tuple[Any, str]:
@@ -928,9 +986,8 @@ def _add_status_command(commands: Any) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when every market's latest crawl is complete with no alarm, else 4 (for a morning check)."""
     from dnm.drift import market_status
-    from models.db import open_engine
 
-    engine = open_engine(args.database)
+    engine = _reader(args.database)
     try:
         markets = market_status(engine, args.last)
     finally:
@@ -981,11 +1038,10 @@ def _add_report_command(commands: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from dnm.analytics.crawls import Period
     from dnm.analytics.report import build_report, write_report
-    from models.db import open_engine
 
     if not 0 < args.feedback_rate <= 1:
         raise CliError(f"--feedback-rate {args.feedback_rate} must be in (0, 1]", EXIT_USAGE)
-    engine = open_engine(args.database)
+    engine = _reader(args.database)
     try:
         report = build_report(
             engine, args.market, Period(args.since, args.until), feedback_rate=args.feedback_rate
