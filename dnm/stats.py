@@ -18,11 +18,23 @@ def exception_cause(exception: BaseException) -> str:
     """A short, stable cause name for an exception raised while downloading."""
     name = type(exception).__name__
     lowered = name.lower()
+    message = str(exception)
+    for needle, text, cause in MESSAGE_CAUSES:
+        if needle in lowered and text in message:
+            return cause
     for needle, cause in CAUSES:
         if needle in lowered:
             return cause
     return name
 
+
+# Scrapy raises generic exceptions for its size caps and tells them apart only in the message: a body
+# larger than DOWNLOAD_MAXSIZE (announced or received) cancels the download; one that inflates past it
+# (a compression bomb) is ignored by HttpCompressionMiddleware. (class substring, message substring, cause)
+MESSAGE_CAUSES = (
+    ("downloadcancelled", "larger than download max size", "size_cap"),
+    ("ignorerequest", "exceeded DOWNLOAD_MAXSIZE", "size_cap_decompressed"),
+)
 
 # Substring of an exception's class name -> the cause it is counted under; the first match wins, so the
 # longer names come before the substrings they contain ("transportrefused" before "refused").
@@ -38,10 +50,12 @@ CAUSES = (
     ("barrierunpassed", "barrier"),
     ("ignorerequest", "ignored"),
     ("downloadfailed", "download_failed"),
+    ("downloadcancelled", "cancelled"),
     ("proxyerror", "proxy_error"),
 )
 
 
 def is_known_cause(cause: str) -> bool:
     """True for the network and HTTP causes a crawl expects to meet; False hints at a bug."""
-    return cause.startswith("http_") or cause in {known for _, known in CAUSES}
+    known = {cause for _, cause in CAUSES} | {cause for _, _, cause in MESSAGE_CAUSES}
+    return cause.startswith("http_") or cause in known

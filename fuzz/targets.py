@@ -114,22 +114,27 @@ def split_page(data: bytes) -> tuple[str, bytes]:
 
 
 def target_extract(data: bytes) -> None:
-    """A page through classification, every page type's records and links, and record normalization."""
+    """A page through each profile's classification, then its page type's records, links and normalization.
+
+    As in a crawl, the page type is the one classification gives (the path line chooses it, the body may
+    lose its marker); a page of no type of a profile is only classified by it.
+    """
     url, body = split_page(data)
     response = response_of(url, body)
     selector = response.selector
     for profile in profiles():
-        classify(profile, url, selector)
+        page = classify(profile, url, selector)
+        if page is None:
+            continue
         context = context_for(profile, NOW)
         clock = profile.clock
         if clock is not None and isinstance(shown := read_field(clock, selector, url), str):
             _expect_error(lambda c=clock, s=shown: normalize(c.normalize or "instant", s, now=NOW))
-        for page in profile.pages:
-            raw = extract_records(page, selector, url)
-            _check_raw(raw)
-            for link, to in extract_links(page, selector, url):
-                assert link.startswith(HOST) and to, (link, to)
-            _check_records(normalize_records(page, raw, context, profile))
+        raw = extract_records(page, selector, url)
+        _check_raw(raw)
+        for link, to in extract_links(page, selector, url):
+            assert link.startswith(HOST) and to, (link, to)
+        _check_records(normalize_records(page, raw, context, profile))
 
 
 def _check_raw(raw: list[RawRecord]) -> None:
@@ -299,5 +304,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "normalize_pgp": target_normalize_pgp,
 }
 # Inputs the size of a large market page for the page targets; a field's worth for the normalizers.
-MAX_LEN = {"extract": 1 << 16, "barriers": 1 << 15, "records": 1 << 13}
+MAX_LEN = {"extract": 1 << 15, "barriers": 1 << 15, "records": 1 << 13}
 DEFAULT_MAX_LEN = 4096
