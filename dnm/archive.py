@@ -40,6 +40,7 @@ from dnm.normalize.prices import Price
 from dnm.normalize.regions import Regions
 from dnm.profile import Profile
 from dnm.records import Record
+from dnm.recovery import process_identity
 from models import (
     Category,
     CategoryObservation,
@@ -261,6 +262,8 @@ class ArchiveWriter:
                 tor_version=self.setup.tor_version,
                 mirror=self.setup.mirror,
                 reparse_of=self.setup.reparse_of,
+                # Which process runs it: if that process dies, the next crawl closes the row (dnm.recovery).
+                stats={"dnm/process": process_identity()},
             )
             session.add(crawl)
             session.flush()
@@ -342,7 +345,8 @@ class ArchiveWriter:
             crawl.finished_at = datetime.now(UTC)
             crawl.status = status
             crawl.status_reason = reason
-            crawl.stats = json.loads(json.dumps(stats, default=str))
+            process = (crawl.stats or {}).get("dnm/process")
+            crawl.stats = json.loads(json.dumps({"dnm/process": process, **stats}, default=str))
             if self.engine.dialect.name == "postgresql":
                 _analyze_unplanned(session.connection())
 

@@ -10,6 +10,10 @@ For each crawl that wrote a WARC file (its name in `crawls.stats` → `dnm/warc/
 3. every record's WARC digests hold (SHA-256 block and payload digests, read by warcio);
 4. every payload the database says this file holds is a response record in the chain.
 
+A crawl still `running` is not checked while its process lives; one whose process is gone is reported
+as interrupted, with what its file holds (the next crawl of the market closes it and seals the file,
+dnm.recovery; a sealed file is then checked as any other).
+
 Nothing is repaired or rewritten: a failure names the crawl, the file and what is wrong, so the capture
 is known to be unreliable before anything is exported from it.
 """
@@ -27,7 +31,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from warcio.archiveiterator import ArchiveIterator
 
-from dnm.rawstore import CHAIN_SUFFIX, GENESIS
+from dnm.rawstore import CHAIN_SUFFIX, GENESIS, seal_interrupted
+from dnm.recovery import INTERRUPTED, process_gone
 from models import Crawl, Market, Payload
 
 
@@ -61,6 +66,10 @@ def verify_archive(
         for crawl, slug in session.execute(query):
             stats = crawl.stats or {}
             check = CrawlCheck(crawl.id, slug, stats.get("dnm/warc/file"))
+            if crawl.status == "running":
+                _check_running(check, raw_directory, stats)
+                checks.append(check)
+                continue
             if crawl.reparse_of is not None:
                 continue  # a re-parse wrote no captures of its own
             if check.warc_file is None:
@@ -72,6 +81,24 @@ def verify_archive(
                 _check_file(check, raw_directory, stats, set(held))
             checks.append(check)
     return checks
+
+
+def _check_running(check: CrawlCheck, raw_directory: Path, stats: dict[str, Any]) -> None:
+    process = stats.get("dnm/process") or {}
+    if not process_gone(process):
+        where = f"pid {process['pid']} on {process['host']}" if process else "its process is not recorded"
+        check.notes.append(f"still running ({where}): checked once it has ended")
+        return
+    said = f"{INTERRUPTED}; the next crawl of {check.market} closes it and seals its raw capture"
+    path = raw_directory / str(check.warc_file)
+    if check.warc_file is not None and path.is_file():
+        found = seal_interrupted(path, cut=False)
+        check.records = found.records
+        said += f" ({found.records} records chained and whole"
+        if found.cut_bytes or found.cut_lines:
+            said += f"; {found.cut_bytes} bytes after them: the record in flight, to be cut"
+        said += ")"
+    check.problems.append(said)
 
 
 class ChainError(ValueError):

@@ -34,6 +34,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -181,6 +182,8 @@ class RawStore:
         self.log: list[dict[str, Any]] = []
         self.log_records = 0
         self.final_size = 0
+        # The write error that stopped the store (a full disk): nothing more is written after it.
+        self.failed: OSError | None = None
         folder = directory / market
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -197,8 +200,15 @@ class RawStore:
         return self.final_size if self.file.closed else self.file.tell()
 
     def close(self) -> None:
-        if not self.file.closed:
-            self.flush_log()
+        """Write the buffered fetch log, sync the file and its chain to disk, close both."""
+        if self.file.closed:
+            return
+        try:
+            if self.failed is None:
+                self.flush_log()
+                os.fsync(self.file.fileno())
+                os.fsync(self.chain.fileno())
+        finally:
             self.final_size = self.file.tell()
             self.file.close()
             self.chain.close()
@@ -283,12 +293,28 @@ class RawStore:
         return StoredRecord(self.warc_file, record_id, payload_hex)
 
     def _write(self, record: ArcWarcRecord) -> None:
-        """Write one record (one gzip member) and add it to the file's hash chain."""
-        offset = self.file.start_member()
-        self.writer.write_record(record)
-        length, member_sha256 = self.file.end_member()
-        headers = record.rec_headers
-        self.chain.add(offset, length, member_sha256, headers.get_header("WARC-Record-ID"), record.rec_type)
+        """Write one record (one gzip member) and add it to the file's hash chain.
+
+        A record is in the file once its chain line is: when either write fails (a full disk), both files
+        are cut back to the last chained record and the store refuses further writes, so what is on disk
+        stays a readable WARC file and its chain, and no page is linked to a record that is not there.
+        """
+        if self.failed is not None:
+            raise RawStoreFailed(f"the raw store stopped at an earlier write error: {self.failed}")
+        good = self.file.tell()
+        try:
+            offset = self.file.start_member()
+            self.writer.write_record(record)
+            length, member_sha256 = self.file.end_member()
+            headers = record.rec_headers
+            self.chain.add(
+                offset, length, member_sha256, headers.get_header("WARC-Record-ID"), record.rec_type
+            )
+        except OSError as exc:
+            self.failed = exc
+            self.file.cut(good)
+            self.chain.cut()
+            raise
 
     def _earlier(self, payload_hex: str) -> StoredPayload | None:
         if self.earlier is None:
@@ -315,13 +341,33 @@ class RawStore:
         )
 
 
+class RawStoreFailed(OSError):
+    """A write to a raw store that an earlier write error (a full disk) has stopped."""
+
+
+def write_all(raw: IO[bytes], data: bytes) -> None:
+    """Write all of `data` to an unbuffered file: a short write (a disk filling up) is continued, and its
+    error raised, never silently dropped."""
+    view = memoryview(data)
+    while view:
+        written = raw.write(view)
+        if not written:
+            raise OSError(f"could not write to {getattr(raw, 'name', 'a file')}: nothing written")
+        view = view[written:]
+
+
 class _MemberHasher:
-    """The WARC file as the writer sees it: passes bytes through, counting and hashing each record's."""
+    """The WARC file as the writer sees it: passes bytes through (unbuffered: each record reaches the
+    kernel as it is written, so a killed crawl leaves every record it chained), counting and hashing
+    each record's."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.offset = raw.tell()
         self.hasher = hashlib.sha256()
+        # Tests only (DNM_TEST_KILL_AT="member:N", pipelines.capture): the process is killed halfway
+        # through the next write, leaving a cut gzip member at the end of the file.
+        self.kill_mid_member = False
 
     def start_member(self) -> int:
         self.hasher = hashlib.sha256()
@@ -333,14 +379,27 @@ class _MemberHasher:
         return length, self.hasher.hexdigest()
 
     def write(self, data: bytes) -> int:
+        if self.kill_mid_member and data:
+            write_all(self.raw, bytes(data[: len(data) // 2]))
+            os.kill(os.getpid(), signal.SIGKILL)
         self.hasher.update(data)
-        return self.raw.write(data)
+        write_all(self.raw, data)
+        return len(data)
 
     def tell(self) -> int:
         return self.raw.tell()
 
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
     def flush(self) -> None:
         self.raw.flush()
+
+    def cut(self, size: int) -> None:
+        """Drop what follows `size` (a record cut short by a write error); the next write goes there."""
+        self.raw.truncate(size)
+        self.raw.seek(size)
+        self.offset = size
 
     def close(self) -> None:
         self.raw.close()
@@ -359,9 +418,11 @@ class ChainWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file = path.open("xb")
+        # Unbuffered: a line is on its way to the disk when `add` returns, before the page is committed.
+        self.file = path.open("xb", buffering=0)
         self.head = GENESIS
         self.records = 0
+        self.size = 0
 
     def add(self, offset: int, length: int, member_sha256: str, record_id: str, kind: str) -> None:
         line = {
@@ -374,13 +435,80 @@ class ChainWriter:
             "prev": self.head,
         }
         data = json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        self.file.write(data)
-        self.file.flush()
+        write_all(self.file, data)
+        self.size += len(data)
         self.head = hashlib.sha256(data).hexdigest()
         self.records += 1
 
+    def cut(self) -> None:
+        """Drop a line cut short by a write error: the file ends with the last whole line."""
+        self.file.truncate(self.size)
+        self.file.seek(self.size)
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
     def close(self) -> None:
         self.file.close()
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A WARC file of a crawl whose process died, closed afterwards (`seal_interrupted`)."""
+
+    head: str  # the chain's head, for the crawl row
+    records: int  # records kept: the longest run that is whole in the file and matches its chain line
+    cut_bytes: int  # bytes after them, cut from the file (the record in flight when the process died)
+    cut_lines: int  # chain lines dropped with them (cut short, or naming bytes that never reached the file)
+    responses: frozenset[str]  # ids of the response records kept: the payloads the file holds
+
+
+def seal_interrupted(path: Path, *, cut: bool = True) -> Sealed:
+    """Close the WARC file a dead crawl process left open, as `RawStore.close` would have.
+
+    A crawl killed while writing leaves at most one record cut short at the end of the file, or a chain
+    line cut short (a write error). The records kept are the chained ones, in order, each whole in the
+    file with the SHA-256 its chain line names; whatever follows the last of them is cut from the file
+    and the chain, so the file reads as a WARC file again and its chain can go on the crawl row.
+    """
+    chain_path = path.with_name(path.name + CHAIN_SUFFIX)
+    lines = chain_path.read_bytes().splitlines(keepends=True) if chain_path.is_file() else []
+    head, end, chain_size, kept, responses = GENESIS, 0, 0, 0, set()
+    with path.open("r+b" if cut else "rb") as warc:
+        for number, raw in enumerate(lines):
+            try:
+                line = json.loads(raw) if raw.endswith(b"\n") else None
+            except ValueError:
+                line = None
+            if (
+                line is None
+                or line.get("n") != number
+                or line.get("prev") != head
+                or line.get("offset") != end
+            ):
+                break
+            warc.seek(end)
+            member = warc.read(line["length"])
+            if len(member) != line["length"] or hashlib.sha256(member).hexdigest() != line["sha256"]:
+                break
+            head, end, chain_size, kept = (
+                hashlib.sha256(raw).hexdigest(),
+                end + len(member),
+                chain_size + len(raw),
+                kept + 1,
+            )
+            if line.get("type") == "response":
+                responses.add(line["record_id"])
+        size = warc.seek(0, os.SEEK_END)
+        if cut:
+            if size != end:
+                warc.truncate(end)
+            os.fsync(warc.fileno())
+    if cut and chain_path.is_file():
+        with chain_path.open("r+b") as chain:
+            chain.truncate(chain_size)
+            os.fsync(chain.fileno())
+    return Sealed(head, kept, size - end, len(lines) - kept, frozenset(responses))
 
 
 def _create_exclusive(folder: Path, stem: str, suffix: str) -> tuple[IO[bytes], str]:
@@ -388,7 +516,7 @@ def _create_exclusive(folder: Path, stem: str, suffix: str) -> tuple[IO[bytes], 
     for attempt in range(1000):
         name = f"{stem}{f'-{attempt}' if attempt else ''}{suffix}"
         try:
-            return open(folder / name, "xb"), name
+            return open(folder / name, "xb", buffering=0), name
         except FileExistsError:
             continue
     raise FileExistsError(f"no free WARC file name for {stem} in {folder}")

@@ -1,9 +1,11 @@
 """Capture: writes each page to the crawl's WARC file (dnm.rawstore) and links the page to its record.
 
 Runs before storage, so the page's payload row knows the record holding its bytes. The file is opened
-at the first page (the crawl row, hence the crawl id, exists by then), flushed after every record and
-closed at spider_closed: a crash loses at most the record in flight (and the fetch-log lines not yet
-written). A payload this crawl already wrote is a revisit record; one an earlier crawl stored (its file
+at the first page (the crawl row, hence the crawl id, exists by then; the row names the file at once,
+dnm.recovery), every record reaches the kernel before the page is committed, and it is closed (synced)
+at spider_closed: a crash loses at most the record in flight (and the fetch-log lines not yet written),
+and never leaves a page linked to a record that is not in the file. A full disk stops the crawl.
+A payload this crawl already wrote is a revisit record; one an earlier crawl stored (its file
 still in the store) is a line of the crawl's fetch log. Settings: `DNM_RAW_DIR` (else $DNM_RAW_DIR,
 else var/warc), `DNM_DATABASE_URL` (earlier payloads). Stats: `dnm/warc/records` (pages written as
 records: responses and revisits), `dnm/warc/revisits`, `dnm/warc/logged` (pages written as fetch-log
@@ -32,9 +34,10 @@ from dnm.rawstore import (
     warcinfo_fields,
     warcio_version,
 )
+from dnm.recovery import record_warc_file
 from models import Payload
 from models.db import open_engine
-from pipelines.storage import settings_hash
+from pipelines.storage import KillPoint, disk_failure, settings_hash, stop_crawl
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,8 @@ class CapturePipeline:
         self.directory = raw_dir(crawler.settings.get("DNM_RAW_DIR"))
         self.store: RawStore | None = None
         self.engine: Engine | None = None
+        self.kill = KillPoint(crawler.settings.get("DNM_TEST_KILL_AT"))
+        self.disk_full = False  # nothing more is written after a full disk
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CapturePipeline:
@@ -140,6 +145,7 @@ class CapturePipeline:
             self.store = RawStore(
                 self.directory, profile.market, crawl_id, info, earlier_payloads(self.engine)
             )
+            record_warc_file(self.engine, crawl_id, self.store.warc_file)
             self.store.write_metadata(
                 f"{NETWORK_PATH_URI}{crawl_id}", "application/json", network_path(settings, profile.mirrors)
             )
@@ -152,14 +158,25 @@ class CapturePipeline:
             return item
         stats = self.crawler.stats
         assert stats is not None
+        if self.disk_full:
+            stats.inc_value("dnm/warc/errors")  # archived without its raw capture, as the log said
+            return item
         try:
             store = self.open()
+            store.file.kill_mid_member = self.kill.due("member")
             stored = store.write(item)
-        except Exception:
+        except Exception as exc:
             # The page is still archived, without its raw capture; the stats and log say so.
             stats.inc_value("dnm/warc/errors")
-            logger.exception("could not write %s to the raw store", item.url)
+            failure = disk_failure(exc)
+            if failure is None:
+                logger.exception("could not write %s to the raw store", item.url)
+                return item
+            self.disk_full = True
+            where = self.directory / self.store.warc_file if self.store is not None else self.directory
+            stop_crawl(self.crawler, f"disk full ({failure}) while writing the raw capture {where}")
             return item
+        self.kill.reached("warc")
         item.warc_file, item.warc_record_id = stored.warc_file, stored.record_id
         item.payload_sha256 = stored.payload_sha256
         if stored.logged:
@@ -173,7 +190,19 @@ class CapturePipeline:
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.store is not None:
-            self.store.close()
+            try:
+                self.store.close()
+            except OSError as exc:
+                # The fetch log's last lines did not fit: the records are chained and on disk.
+                failure = disk_failure(exc)
+                if failure is None:
+                    raise
+                self.store.failed = exc
+                logger.error("disk full (%s) while closing the raw capture %s", failure, self.store.warc_file)
+                self.crawler.stats.set_value(  # type: ignore[union-attr]
+                    "dnm/stopped",
+                    f"disk full ({failure}) while closing the raw capture {self.store.warc_file}",
+                )
             assert self.crawler.stats is not None
             self.crawler.stats.set_value("dnm/warc/bytes", self.store.bytes)
             # The chain's head lives apart from the raw store, so rewriting both a record and the chain

@@ -1,27 +1,39 @@
 """Storage: files each page and its records into the archive as timestamped snapshots.
 
 Settings: `DNM_DATABASE_URL` (else the environment variable of that name, else var/archive.sqlite),
-`DNM_TRANSPORT`, `DNM_TOR_VERSION`. Stats: `dnm/crawl_id`, `dnm/stored/pages`, `dnm/storage/errors`.
+`DNM_TRANSPORT`, `DNM_TOR_VERSION`, `DNM_RAW_DIR` (to seal a dead crawl's capture). Stats: `dnm/crawl_id`,
+`dnm/stored/pages`, `dnm/storage/errors`, `dnm/stopped` (why the crawl was stopped: a full disk).
 A crawl row is `running` while the spider runs and is closed as `complete` only when the spider
 finished normally, every page was stored and every page type reached the profile's coverage
 threshold (`dnm.coverage`); otherwise `partial` (with every reason) or `failed` (no content page).
+Before the crawl row is made, crawls of the market whose process died are closed (dnm.recovery).
+A disk that cannot take more (full, over quota, past the file size limit) stops the crawl with that
+reason: what is committed stays, and the crawl is not `complete`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
+import signal
+import sqlite3
 from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.utils.defer import deferred_from_coro
+from sqlalchemy import event
 
 from dnm import __version__
 from dnm.archive import ArchiveWriter, CapturedPage, CrawlSetup
 from dnm.coverage import shortfalls
 from dnm.drift import check, fields_of, notify, run_report
 from dnm.items import PageItem
+from dnm.rawstore import raw_dir
+from dnm.recovery import close_interrupted
 from models.db import open_engine
 
 logger = logging.getLogger(__name__)
@@ -50,6 +62,74 @@ def settings_hash(crawler: Crawler) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class KillPoint:
+    """Tests only: `DNM_TEST_KILL_AT="stage:N"` SIGKILLs the crawl process the Nth time it reaches
+    `stage`, to test what a crash at that precise point leaves (tests/reliability/test_crash.py).
+    Unset (the default), it never fires. Stages: `begin` (crawl row made), `warc` (a page's records
+    written, its transaction not begun), `member` (halfway through a page's response record),
+    `commit` (a page committed), `close` (raw capture closed, crawl row not), `finish` (the crawl row's
+    update sent, not committed)."""
+
+    def __init__(self, spec: str | None) -> None:
+        stage, _, count = (spec or "").partition(":")
+        self.stage, self.at, self.seen = stage, int(count or 1), 0
+
+    def due(self, stage: str) -> bool:
+        """True the Nth time `stage` is reached (for a kill armed to fire a moment later)."""
+        if stage != self.stage:
+            return False
+        self.seen += 1
+        return self.seen == self.at
+
+    def reached(self, stage: str) -> None:
+        if self.due(stage):
+            kill_now()
+
+
+def kill_now(*_: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# OS errors that say the disk cannot take more; SQLite's, and PostgreSQL's SQLSTATE for the same.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+SQLITE_FULL = 13
+SQLITE_IOERR = 10
+POSTGRESQL_DISK_FULL = "53100"
+
+
+def disk_failure(exc: BaseException) -> str | None:
+    """What a write error says when it is the disk (full, over quota, past the file size limit, an I/O
+    error writing the archive), else None: such an error fails every page after it, so the crawl stops."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+            return os.strerror(error.errno)
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in (SQLITE_FULL, SQLITE_IOERR):
+                return f"SQLite: {error}"
+        if getattr(error, "sqlstate", None) == POSTGRESQL_DISK_FULL:
+            return f"PostgreSQL: {str(error).splitlines()[0]}"
+        pending += [getattr(error, "orig", None), error.__cause__, error.__context__]
+    return None
+
+
+def stop_crawl(crawler: Crawler, message: str) -> None:
+    """Stop the crawl for a reason every later page would meet too (a full disk); the first reason wins."""
+    assert crawler.stats is not None
+    if crawler.stats.get_value("dnm/stopped"):
+        return
+    logger.error("%s: the crawl stops", message)
+    crawler.stats.set_value("dnm/stopped", message)
+    if crawler.engine is not None:
+        deferred_from_coro(crawler.engine.close_spider_async(reason="disk_full"))
+
+
 def captured_page(item: PageItem) -> CapturedPage:
     """What the archive files of a page item (the crawl's pipeline and `dnm reparse` alike)."""
     return CapturedPage(
@@ -74,6 +154,7 @@ class SnapshotPipeline:
         self.crawler = crawler
         self.writer: ArchiveWriter | None = None
         self.failed_pages = 0
+        self.kill = KillPoint(crawler.settings.get("DNM_TEST_KILL_AT"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SnapshotPipeline:
@@ -93,24 +174,39 @@ class SnapshotPipeline:
             mirror=getattr(spider, "base_url", None),
             tor_version=settings.get("DNM_TOR_VERSION"),
         )
+        market = spider.profile.market  # type: ignore[union-attr]
+        # Crawls of this market whose process died are closed first (never `complete`), their raw capture
+        # sealed: this crawl's payload lookups then only find records that are on disk.
+        close_interrupted(engine, market, raw_dir(settings.get("DNM_RAW_DIR")))
         self.writer = ArchiveWriter(engine, spider.profile, setup)  # type: ignore[union-attr]
         crawl_id = self.writer.begin()
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("dnm/crawl_id", crawl_id)
-        logger.info("crawl %s of %s started", crawl_id, spider.profile.market)  # type: ignore[union-attr]
+        logger.info("crawl %s of %s started", crawl_id, market)
+        self.kill.reached("begin")
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, PageItem):
             return item
         assert self.writer is not None and self.crawler.stats is not None
         page = captured_page(item)
+        if self.crawler.stats.get_value("dnm/stopped") and self.crawler.stats.get_value("dnm/storage/disk"):
+            self.failed_pages += 1  # the archive's disk is full: this page would fail like the last
+            return item
         try:
             self.writer.write_page(page, item.records)
-        except Exception:
+        except Exception as exc:
             self.failed_pages += 1
             self.crawler.stats.inc_value("dnm/storage/errors")
-            logger.exception("could not store %s; the page's records are not archived", item.url)
+            failure = disk_failure(exc)
+            if failure is None:
+                logger.exception("could not store %s; the page's records are not archived", item.url)
+                return item
+            self.crawler.stats.set_value("dnm/storage/disk", failure)
+            where = self.writer.engine.url.render_as_string(hide_password=True)
+            stop_crawl(self.crawler, f"disk full ({failure}) while writing the archive {where}")
             return item
+        self.kill.reached("commit")
         self.crawler.stats.inc_value("dnm/stored/pages")
         if item.is_content:
             self.crawler.stats.inc_value("dnm/stored/content_pages")
@@ -123,23 +219,40 @@ class SnapshotPipeline:
             return
         stats = self.crawler.stats
         assert stats is not None
+        self.kill.reached("close")
         mirrors = getattr(spider, "mirrors", None)
         if mirrors is not None and stats.get_value("dnm/mirrors") is None:
             # (A distributed crawl's writer has put its workers' reports there: they checked the mirrors.)
             stats.set_value("dnm/mirrors", mirrors.report())
         threshold = spider.profile.completeness.threshold
+        stopped = stats.get_value("dnm/stopped")
         status, why = crawl_status(
             reason,
             self.failed_pages,
             stats.get_value("dnm/stored/content_pages", 0),
-            shortfalls(stats.get_stats(), threshold),
+            ([stopped] if stopped else []) + shortfalls(stats.get_stats(), threshold),
         )
         stats.set_value("dnm/records/duplicate", self.writer.duplicates)
         stats.set_value("dnm/crawl_status", status)
         self.watch_drift(spider.profile, status)
         # The mirror recorded is the one crawled: not a refused clone offered first, not a dead primary.
         used = mirrors.current() if mirrors is not None else None
-        self.writer.finish(status, why, dict(stats.get_stats()), used.url if used else None)
+        if self.kill.due("finish"):
+            event.listen(self.writer.sessions, "after_flush", kill_now)
+        try:
+            self.writer.finish(status, why, dict(stats.get_stats()), used.url if used else None)
+        except Exception as exc:
+            # Its pages are committed; the row stays `running` and the next crawl of the market closes it.
+            failure = disk_failure(exc)
+            stats.set_value("dnm/crawl_status", "running")
+            message = f"could not close crawl {self.writer.crawl_id} as {status}"
+            if failure is None:
+                logger.exception("%s; the next crawl of the market closes it as interrupted", message)
+            else:
+                stats.set_value(
+                    "dnm/stopped", stopped or f"disk full ({failure}) while closing the crawl row"
+                )
+                logger.error("%s: disk full (%s); the next crawl of the market closes it", message, failure)
         self.writer.engine.dispose()
 
     def watch_drift(self, profile: Any, status: str) -> None:
