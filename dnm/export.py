@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -250,20 +251,36 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return count
 
 
-def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """Write rows as CSV; list and object fields are JSON-encoded in their cell. Returns the count."""
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection: "=HYPERLINK(...)",
+# "=cmd|' /C calc'!A0"); market text can start with anything. Plain numbers ("-3", "+5") are left alone.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def guard_formula(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a leading apostrophe (OWASP's advice)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], *, guard_formulas: bool = True) -> int:
+    """Write rows as CSV; list and object fields are JSON-encoded in their cell. Returns the count.
+
+    CSV files are opened in spreadsheets, so by default a text cell starting with = + - @ (or a tab or
+    carriage return) gets a leading apostrophe and is shown, not run (`guard_formulas=False` writes every
+    cell exactly as archived). JSON Lines and Parquet are never altered: they are read by programs.
+    """
     writer: csv.DictWriter[str] | None = None
     count = 0
     for row in rows:
         if writer is None:
             writer = csv.DictWriter(out, fieldnames=list(row))
             writer.writeheader()
-        writer.writerow(
-            {
-                k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
-                for k, v in row.items()
-            }
-        )
+        cells = {
+            k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()
+        }
+        writer.writerow({k: guard_formula(v) for k, v in cells.items()} if guard_formulas else cells)
         count += 1
     return count
 
