@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := gnupg tor chromium libpango-1.0-0 libpangoft2-1.0-0
 DEMO_DATABASE ?= sqlite:///var/demo/archive.sqlite
 
-.PHONY: demo test lint bench bench-tor bench-archive bench-cluster system clean
+.PHONY: demo test lint fuzz bench bench-tor bench-archive bench-cluster system clean
 
 demo: $(STAMP)
 	$(BIN)/dnm demo run --database $(DEMO_DATABASE)
@@ -29,6 +29,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Every fuzz target for 100,000 inputs (docs/reliability.md, "Bad input"); FUZZ_RUNS=1000000 for longer.
+FUZZ_RUNS ?= 100000
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz all --runs $(FUZZ_RUNS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
