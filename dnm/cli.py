@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -278,9 +279,55 @@ def _overrides(args: argparse.Namespace, progress: bool) -> dict[str, Any]:
 
 
 def _crawl_and_summarize(jobs: list[Any], overrides: dict[str, Any], progress: bool) -> int:
-    from dnm.crawler import run_crawls
+    from dnm.crawler import run_crawlers
 
-    return summarize_crawls(jobs, run_crawls(jobs, overrides, progress=progress), overrides)
+    finals = run_crawlers(jobs, overrides, progress=progress)
+    status = summarize_crawls(jobs, [stats.get("dnm/crawl_id") for stats in finals], overrides)
+    # A crawl stopped by its disk (full, over quota, past the file size limit) is an error, said last.
+    stopped = [f"{job.market}: {stats['dnm/stopped']}" for job, stats in zip(jobs, finals, strict=True)
+               if stats.get("dnm/stopped")]  # fmt: skip
+    if stopped:
+        raise CliError(
+            "; ".join(stopped) + ". What was stored before is kept; free space (or raise the limit) and "
+            "crawl again (a crawl row left `running` is closed as interrupted by the market's next crawl)"
+        )
+    return status
+
+
+def _check_writable(overrides: dict[str, Any]) -> None:
+    """Refuse a crawl, before it starts, that could not write its archive, raw captures or lock."""
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    from dnm.crawler import crawl_settings
+    from dnm.rawstore import raw_dir
+    from dnm.schedule.lock import lock_dir
+    from models.db import database_url
+
+    settings = crawl_settings(overrides)
+    url = make_url(database_url(settings.get("DNM_DATABASE_URL")))
+    places = [("raw capture", raw_dir(settings.get("DNM_RAW_DIR")), "--set DNM_RAW_DIR=DIR")]
+    archive = None
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        archive = Path(url.database)
+        places.insert(0, ("archive", archive.parent, "--database"))
+    if settings.getbool("DNM_SCHEDULE_LOCK"):
+        locks = lock_dir(settings.get("DNM_SCHEDULE_LOCK_DIR"))
+        places.append(("crawl lock", locks, "DNM_SCHEDULE_LOCK_DIR"))
+    for what, directory, option in places:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except OSError as exc:
+            raise CliError(
+                f"cannot write to the {what} directory {directory.absolute()} ({exc.strerror or exc}): "
+                f"make it writable by this user, or give another with {option}"
+            ) from None
+    if archive is not None and archive.exists() and not os.access(archive, os.W_OK):
+        raise CliError(f"the archive {archive.absolute()} is read-only for this user: make it writable, or "
+                       "give another archive with --database")  # fmt: skip
 
 
 def summarize_crawls(jobs: list[Any], crawl_ids: list[int | None], overrides: dict[str, Any]) -> int:
@@ -322,6 +369,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.no_progress
     jobs = [CrawlJob(market, ",".join(args.mirror) if args.mirror else None) for market in args.markets]
     overrides = _overrides(args, progress)
+    _check_writable(overrides)
     # One crawl per market at a time, scheduled or not (dnm/schedule/lock.py): refused, exit 75, if taken.
     from dnm.schedule.lock import EXIT_LOCKED, MarketLocked, hold_market_locks
 

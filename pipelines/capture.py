@@ -161,6 +161,8 @@ class CapturePipeline:
         if self.disk_full:
             stats.inc_value("dnm/warc/errors")  # archived without its raw capture, as the log said
             return item
+        if stats.get_value("dnm/crawl_id") is None and stats.get_value("dnm/stopped"):
+            return item  # no crawl row could be made: the crawl is stopping
         try:
             store = self.open()
             store.file.kill_mid_member = self.kill.due("member")

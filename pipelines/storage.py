@@ -155,13 +155,19 @@ class SnapshotPipeline:
         self.writer: ArchiveWriter | None = None
         self.failed_pages = 0
         self.kill = KillPoint(crawler.settings.get("DNM_TEST_KILL_AT"))
+        self.cannot_begin: str | None = None  # why no crawl row could be made (a full disk)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SnapshotPipeline:
         pipeline = cls(crawler)
         # The finish reason is only known at spider_closed, which Scrapy sends after pipelines close.
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(pipeline.spider_opened, signal=signals.spider_opened)
         return pipeline
+
+    def spider_opened(self, spider: Any) -> None:
+        if self.cannot_begin and self.crawler.engine is not None:
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="disk_full"))
 
     def open_spider(self) -> None:
         spider = self.crawler.spider
@@ -177,18 +183,30 @@ class SnapshotPipeline:
         market = spider.profile.market  # type: ignore[union-attr]
         # Crawls of this market whose process died are closed first (never `complete`), their raw capture
         # sealed: this crawl's payload lookups then only find records that are on disk.
-        close_interrupted(engine, market, raw_dir(settings.get("DNM_RAW_DIR")))
-        self.writer = ArchiveWriter(engine, spider.profile, setup)  # type: ignore[union-attr]
-        crawl_id = self.writer.begin()
+        writer = ArchiveWriter(engine, spider.profile, setup)  # type: ignore[union-attr]
+        try:
+            close_interrupted(engine, market, raw_dir(settings.get("DNM_RAW_DIR")))
+            crawl_id = writer.begin()
+        except Exception as exc:
+            failure = disk_failure(exc)
+            if failure is None:
+                raise
+            where = engine.url.render_as_string(hide_password=True)
+            # The spider is not open yet: it is closed as soon as it is (spider_opened).
+            self.cannot_begin = f"disk full ({failure}) while writing the archive {where}: no crawl began"
+            logger.error("%s: the crawl stops", self.cannot_begin)
+            self.crawler.stats.set_value("dnm/stopped", self.cannot_begin)  # type: ignore[union-attr]
+            return
+        self.writer = writer
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("dnm/crawl_id", crawl_id)
         logger.info("crawl %s of %s started", crawl_id, market)
         self.kill.reached("begin")
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, PageItem):
-            return item
-        assert self.writer is not None and self.crawler.stats is not None
+        if not isinstance(item, PageItem) or self.writer is None:
+            return item  # (no writer: the crawl could not begin, and is stopping)
+        assert self.crawler.stats is not None
         page = captured_page(item)
         if self.crawler.stats.get_value("dnm/stopped") and self.crawler.stats.get_value("dnm/storage/disk"):
             self.failed_pages += 1  # the archive's disk is full: this page would fail like the last
