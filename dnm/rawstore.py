@@ -366,7 +366,8 @@ class _MemberHasher:
         self.offset = raw.tell()
         self.hasher = hashlib.sha256()
         # Tests only (DNM_TEST_KILL_AT="member:N", pipelines.capture): the process is killed halfway
-        # through the next write, leaving a cut gzip member at the end of the file.
+        # through the next record's compressed body (its first write is the gzip header), leaving a gzip
+        # member cut short at the end of the file.
         self.kill_mid_member = False
 
     def start_member(self) -> int:
@@ -379,7 +380,7 @@ class _MemberHasher:
         return length, self.hasher.hexdigest()
 
     def write(self, data: bytes) -> int:
-        if self.kill_mid_member and data:
+        if self.kill_mid_member and data and self.raw.tell() > self.offset:
             write_all(self.raw, bytes(data[: len(data) // 2]))
             os.kill(os.getpid(), signal.SIGKILL)
         self.hasher.update(data)
