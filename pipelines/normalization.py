@@ -1,12 +1,12 @@
 """Normalization: turns raw record strings into typed values (prices, regions, dates, names, keys).
 
 Relative dates are resolved against the market's own clock when the profile says where the page
-prints it (and it is no more than a day ahead of the capture time), else against the capture time. A
-normalizer that raises anything but a NormalizationError (a bug) leaves the page stored without records,
-counted under `dnm/normalize/errors/crashed`. Stats: `dnm/normalize/errors/<kind>.<field>`,
-`dnm/records/dropped/<kind>` (a required field could not be read), and fill counts for drift detection
-(dnm.drift): `dnm/fill/<page type>/<kind>/records` and `dnm/fill/<page type>/<kind>/<field>` (records
-whose field has a value), over every record the page yielded, stored or not.
+prints it, else against the capture time. A normalizer that raises anything but a NormalizationError (a
+bug) leaves the page stored without records, counted under `dnm/normalize/errors/crashed`. Stats:
+`dnm/normalize/errors/<kind>.<field>`, `dnm/records/dropped/<kind>` (a required field could not be
+read), and fill counts for drift detection (dnm.drift): `dnm/fill/<page type>/<kind>/records` and
+`dnm/fill/<page type>/<kind>/<field>` (records whose field has a value), over every record the page
+yielded, stored or not.
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ class NormalizationPipeline:
         if not isinstance(shown, str):
             return None
         try:
-            # Checked against the capture time: a clock more than a day ahead (a page printing 9999-12-31)
-            # would otherwise become every relative date's reference.
-            return normalize(self.profile.clock.normalize or "instant", shown, now=item.fetched_at)
+            # Not checked against the capture time: a market's clock may run on its own timeline (the demo's
+            # does); a clock at the calendar's end (9999-12-31) is read, and dates against it are errors.
+            return normalize(self.profile.clock.normalize or "instant", shown)
         except NormalizationError as exc:
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("dnm/normalize/errors/clock")

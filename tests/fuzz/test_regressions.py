@@ -51,3 +51,33 @@ def test_a_login_form_whose_input_id_holds_a_quote_is_read() -> None:
     )
     form = read_login_form(load_profile("hollowmere").login, HtmlResponse("http://127.0.0.1/", body=body))
     assert form is not None and (form.username, form.password) == ("u", "p")
+
+
+def test_a_normalizer_bug_leaves_the_page_stored_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defence in depth: an exception other than NormalizationError must not drop the page from the crawl."""
+    from types import SimpleNamespace
+
+    from scrapy.settings import Settings
+    from scrapy.statscollectors import MemoryStatsCollector
+
+    import pipelines.normalization as pipeline_module
+    from dnm.extraction import RawRecord
+    from dnm.items import PageItem
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a normalizer bug")
+
+    monkeypatch.setattr(pipeline_module, "normalize_records", broken)
+    profile = load_profile("hollowmere")
+    crawler = SimpleNamespace(spider=SimpleNamespace(profile=profile), settings=Settings())
+    crawler.stats = MemoryStatsCollector(crawler)  # type: ignore[arg-type]
+    pipeline = pipeline_module.NormalizationPipeline(crawler)  # type: ignore[arg-type]
+    pipeline.open_spider()
+    item = PageItem(
+        url="http://127.0.0.1:8401/listing/1", page_type="listing", status=200, body=b"<h1>x</h1>",
+        sha256="0" * 64, fetched_at=datetime(2026, 1, 2, tzinfo=UTC),
+        raw_records=[RawRecord(kind="listing", fields={"title": "x"})],
+    )  # fmt: skip
+    assert pipeline.process_item(item) is item
+    assert item.records == [] and "normalization failed: ZeroDivisionError" in item.errors[0]
+    assert crawler.stats.get_value("dnm/normalize/errors/crashed") == 1
