@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", type=_timestamp, help="observed at or after (ISO date or time, UTC)")
     export.add_argument("--until", type=_timestamp, help="observed before (ISO date or time, UTC)")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+    export.add_argument(
+        "--csv-raw",
+        action="store_true",
+        help="CSV cells exactly as archived: no apostrophe before a text starting with = + - @ (by default "
+        "guarded, so a spreadsheet shows a market's text rather than running it as a formula)",
+    )
     export.add_argument("--database", help="archive URL (default: $DNM_DATABASE_URL or var/archive.sqlite)")
     export.set_defaults(handler=cmd_export)
 
@@ -382,7 +388,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dnm.export import BINARY_WRITERS, WRITERS, ExportFilter, export_rows
+    from dnm.export import BINARY_WRITERS, WRITERS, ExportFilter, export_rows, write_csv
 
     engine = _reader(args.database)
     filters = ExportFilter(
@@ -405,7 +411,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             if args.output
             else sys.stdout
         )
-        count = WRITERS[args.format](rows, out)
+        if args.format == "csv" and args.csv_raw:
+            count = write_csv(rows, out, guard_formulas=False)
+        else:
+            count = WRITERS[args.format](rows, out)
     if args.output:
         Console(stderr=True).print(f"{count} {args.kind} rows written to {args.output}")
     return EXIT_OK

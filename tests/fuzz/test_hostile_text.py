@@ -147,6 +147,17 @@ def test_exports_carry_it_verbatim_and_well_formed(archive: tuple[str, Path], fm
     assert all(RLO in v for v in vendors)
 
 
+def test_csv_raw_writes_cells_exactly_as_archived(archive: tuple[str, Path]) -> None:
+    database, tmp = archive
+    out = tmp / "raw.csv"
+    args = ("--format", "csv", "--csv-raw", "-o", str(out), "--database", database)
+    result = run_dnm("export", "listings", *args)
+    assert result.returncode == 0, result.stderr
+    with out.open(newline="", encoding="utf-8") as stream:
+        titles = {row["title"] for row in csv.DictReader(stream)}
+    assert titles == {shown(t) for t in TITLES} and "=cmd|' /C calc'!A0" in titles
+
+
 def isolation_faults(html: str) -> list[str]:
     """Live script elements and event handlers, and RLOs whose element holds other text as well."""
     tree = lxml.html.document_fromstring(html)
