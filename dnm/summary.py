@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -176,48 +178,64 @@ def errors_from_stats(stats: dict[str, Any]) -> dict[str, int]:
     return errors
 
 
+# Control characters (an ANSI escape can rewrite a terminal) and bidirectional overrides (which reorder what
+# follows them), as a market may put them in a mirror URL or a refusal reason: shown as escapes instead.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text as a terminal may show it: control and bidi-override characters as `\\xNN` / `\\uNNNN` escapes."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _row(table: Table, label: str, value: str) -> None:
+    """A summary row: plain text, never read as Rich markup ("[bold]" in a market's text stays literal)."""
+    table.add_row(Text(terminal_safe(label)), Text(terminal_safe(value)))
+
+
 def render(summary: CrawlSummary, console: Console | None = None) -> None:
     """Print the summary as a table."""
     console = console or Console()
     table = Table(title=f"Crawl {summary.crawl_id} of {summary.market}: {summary.status}", show_header=False)
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
-    table.add_row("mirror", summary.mirror or "")
+    _row(table, "mirror", summary.mirror or "")
     transport = f"tor {summary.tor_version}" if summary.tor_version else summary.transport
-    table.add_row("transport", transport if summary.transport == "tor" else f"{transport} (no Tor)")
+    _row(table, "transport", transport if summary.transport == "tor" else f"{transport} (no Tor)")
     if summary.duration_seconds is not None:
-        table.add_row("duration", f"{summary.duration_seconds:.1f} s")
+        _row(table, "duration", f"{summary.duration_seconds:.1f} s")
     if summary.status_reason:
-        table.add_row("status reason", summary.status_reason)
+        _row(table, "status reason", summary.status_reason)
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(summary.pages_by_type.items()))
-    table.add_row("pages", f"{summary.pages} ({by_type})")
-    table.add_row("listings", str(summary.listings))
-    table.add_row("vendors", str(summary.vendors))
-    table.add_row("new feedback", str(summary.feedback_new))
+    _row(table, "pages", f"{summary.pages} ({by_type})")
+    _row(table, "listings", str(summary.listings))
+    _row(table, "vendors", str(summary.vendors))
+    _row(table, "new feedback", str(summary.feedback_new))
     since = f"since crawl {summary.previous_crawl_id}" if summary.previous_crawl_id else "first crawl"
     for label, changes in (("listings", summary.listing_changes), ("vendors", summary.vendor_changes)):
-        table.add_row(
-            f"{label} {since}", f"{changes.new} new, {changes.changed} changed, {changes.gone} gone"
-        )
+        _row(table, f"{label} {since}", f"{changes.new} new, {changes.changed} changed, {changes.gone} gone")
     for page_type, c in summary.coverage.items():
-        table.add_row(
+        _row(
+            table,
             f"coverage {page_type}",
             f"{c.share:.1%}: {c.parsed} parsed of {c.expected} expected"
             f" (discovered {c.discovered}, claimed {c.claimed}, fetched {c.fetched})",
         )
     if summary.drift_alarms:
-        table.add_row("DRIFT ALARMS", "; ".join(summary.drift_alarms))
+        _row(table, "DRIFT ALARMS", "; ".join(summary.drift_alarms))
     elif summary.drift_baseline is not None:
-        table.add_row("drift", f"none (compared with crawl {summary.drift_baseline})")
+        _row(table, "drift", f"none (compared with crawl {summary.drift_baseline})")
     if summary.barriers:
-        table.add_row("barriers", ", ".join(f"{k} {v}" for k, v in sorted(summary.barriers.items())))
+        _row(table, "barriers", ", ".join(f"{k} {v}" for k, v in sorted(summary.barriers.items())))
     for mirror in summary.mirrors:
         state = f"{mirror['state']} ({mirror['source']}; {mirror['ok']} ok, {mirror['failed']} failed)"
-        table.add_row(
-            "mirror " + mirror["url"], state + (f": {mirror['refused']}" if mirror.get("refused") else "")
+        _row(
+            table,
+            "mirror " + mirror["url"],
+            state + (f": {mirror['refused']}" if mirror.get("refused") else ""),
         )
     if summary.errors:
-        table.add_row("errors", ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())))
+        _row(table, "errors", ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())))
     else:
-        table.add_row("errors", "none")
+        _row(table, "errors", "none")
     console.print(table)

@@ -216,3 +216,28 @@ def test_evidence_report_shows_it_escaped_and_isolated(tmp_path: Path) -> None:
         )
         assert "<script>alert" not in html
         assert isolation_faults(html) == []
+
+
+def test_the_terminal_summary_shows_market_text_inert() -> None:
+    """A mirror list or a refusal is the market's text: no ANSI escape, bidi override or Rich markup in it
+    acts on the operator's terminal."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from dnm.summary import Changes, CrawlSummary, render
+
+    hostile = "http://evil.onion\x1b[2J\x1b]0;pwned\x07[bold red]x[/]" + RLO + "txt.exe"
+    summary = CrawlSummary(
+        crawl_id=1, market="demo", status="partial", status_reason="mirror refused: " + hostile,
+        started_at=None, finished_at=None, transport="tor", mirror=hostile, tor_version=None,
+        previous_crawl_id=None, pages=0, pages_by_type={}, listings=0, vendors=0, feedback_new=0,
+        listing_changes=Changes(), vendor_changes=Changes(),
+        mirrors=[{"url": hostile, "source": "signed list", "state": "refused", "ok": 0, "failed": 0,
+                  "refused": hostile}],
+    )  # fmt: skip
+    out = StringIO()
+    render(summary, Console(file=out, color_system=None, width=400))
+    shown = out.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown and RLO not in shown
+    assert "\\x1b[2J" in shown and "[bold red]x[/]" in shown and "\\u202e" in shown
