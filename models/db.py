@@ -22,20 +22,29 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get("DNM_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets researchers query while a crawl writes; foreign keys are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    # 64 MiB of page cache (the default is 2 MiB), taken only as pages are read. A crawl's batch touches
-    # index pages all over the archive (payload hashes and WARC record ids are random keys): with the
-    # default cache a batch evicts the pages the next one needs again and spills dirty pages to the WAL
-    # before its commit. Costs memory, per connection; durability is unchanged (commits and checkpoints
-    # go to disk as before).
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.close()
+# WAL lets researchers query while a crawl writes; foreign keys are off by default in SQLite.
+# 64 MiB of page cache (the default is 2 MiB), taken only as pages are read. A crawl's batch touches index
+# pages all over the archive (payload hashes and WARC record ids are random keys): with the default cache a
+# batch evicts the pages the next one needs again and spills dirty pages to the WAL before its commit.
+# Costs memory, per connection; durability is unchanged (commits and checkpoints go to disk as before).
+_WRITER_PRAGMAS = (
+    "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000", "cache_size=-65536",
+)  # fmt: skip
+
+
+def _pragmas(statements: tuple[str, ...]) -> Any:
+    """A connect listener setting these PRAGMAs on every new SQLite connection."""
+
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for statement in statements:
+            cursor.execute(f"PRAGMA {statement}")
+        cursor.close()
+
+    return apply
+
+
+_sqlite_pragmas = _pragmas(_WRITER_PRAGMAS)
 
 
 def open_engine(url: str | None = None, *, create: bool = True) -> Engine:
@@ -67,15 +76,11 @@ class ArchiveNotReadable(Exception):
     """The archive cannot be opened read-only as it is: missing, or its schema not at this version's head."""
 
 
-def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # No journal_mode here: setting it writes the file. query_only refuses writes even where the file's
-    # mode would allow them (belt and braces with mode=ro).
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.close()
+# No journal_mode here: setting it writes the file. query_only refuses writes even where the file's mode
+# would allow them (belt and braces with mode=ro).
+_sqlite_reader_pragmas = _pragmas(
+    ("query_only=ON", "foreign_keys=ON", "busy_timeout=30000", "cache_size=-65536")
+)
 
 
 def _sqlite_read_only_url(url: URL) -> URL:
