@@ -49,7 +49,32 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Tests that never open an archive (parsers, normalizers, the demo app, the Tor network, CAPTCHA pages):
+# what they test does not change with the archive's backend, so they run in the SQLite pass only.
+BACKEND_INDEPENDENT = (
+    "tests/bench/test_static_server.py", "tests/captcha/", "tests/core/test_accounts.py",
+    "tests/core/test_barriers.py", "tests/core/test_circuits.py", "tests/core/test_coverage.py",
+    "tests/core/test_guards.py", "tests/core/test_mirrors.py", "tests/core/test_pgpsig.py",
+    "tests/core/test_profile.py", "tests/demo/", "tests/fuzz/test_properties.py",
+    "tests/fuzz/test_regressions.py", "tests/monitor/test_drift_rules.py", "tests/normalize/",
+    "tests/tor/test_onion_keys.py", "tests/tor/test_tornet.py",
+)  # fmt: skip
+ARCHIVE_FIXTURES = {"database_url", "demo_archive", "archive", "clean"}
+
+
+def _backend_independent(item: pytest.Item) -> bool:
+    where = Path(str(item.fspath)).resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    if not where.startswith(BACKEND_INDEPENDENT):
+        return False
+    used = ARCHIVE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if used:  # the list above would skip a test that does depend on the backend
+        raise pytest.UsageError(f"{item.nodeid} uses {sorted(used)}: remove it from BACKEND_INDEPENDENT")
+    return True
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if TEST_DATABASE != "sqlite" and _backend_independent(item):
+        pytest.skip("opens no archive: runs in the SQLite pass")
     marker = item.get_closest_marker("sqlite_only")
     if marker is not None and TEST_DATABASE != "sqlite":
         reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "SQLite-specific")
@@ -137,7 +162,11 @@ def require_postgresql() -> None:
     pytest.skip(reason)
 
 
-REDIS_URL = os.environ.get("DNM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of its own per pass (the SQLite and PostgreSQL passes may run at the same time, and the
+# scale-out tests name the demo markets' crawls in Redis), never a user's database 0.
+REDIS_URL = os.environ.get(
+    "DNM_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{14 if TEST_DATABASE == 'sqlite' else 15}"
+)
 
 
 def require_redis() -> str:
