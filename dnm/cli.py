@@ -390,17 +390,18 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from dnm.export import BINARY_WRITERS, WRITERS, ExportFilter, export_rows, write_csv
 
+    # Usage errors first: they need no archive (which may not exist yet).
+    if (args.category or args.ships_to) and args.kind != "listings":
+        raise CliError("--category and --ships-to apply to listings only", EXIT_USAGE)
+    if args.format in BINARY_WRITERS and not args.output:
+        raise CliError(f"--format {args.format} writes a file: give --output", EXIT_USAGE)
     engine = _reader(args.database)
     filters = ExportFilter(
         market=args.market, crawl_id=args.crawl, since=args.since, until=args.until,
         vendor=args.vendor, category=args.category, ships_to=args.ships_to,
     )  # fmt: skip
-    if (args.category or args.ships_to) and args.kind != "listings":
-        raise CliError("--category and --ships-to apply to listings only", EXIT_USAGE)
     rows = export_rows(engine, args.kind, filters)
     if args.format in BINARY_WRITERS:
-        if not args.output:
-            raise CliError(f"--format {args.format} writes a file: give --output", EXIT_USAGE)
         with args.output.open("wb") as binary:
             count = BINARY_WRITERS[args.format](rows, binary)
         Console(stderr=True).print(f"{count} {args.kind} rows written to {args.output}")
