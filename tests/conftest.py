@@ -62,9 +62,18 @@ BACKEND_INDEPENDENT = (
 ARCHIVE_FIXTURES = {"database_url", "demo_archive", "archive", "clean"}
 
 
+# Tests of the Tor path (private Tor networks, onion services, tors launched and killed, sockets audited):
+# what they test is the transport, and their crawls' archive side is what the loopback crawl tests check in
+# both passes; a second set of private Tor networks in the PostgreSQL pass would add CPU load, not coverage.
+TOR_PATH = (
+    "tests/tor/test_crawl_over_tor.py", "tests/tor/test_hostile_over_tor.py",
+    "tests/tor/test_cluster_over_tor.py", "tests/security/test_leaks.py",
+    "tests/test_cli.py::test_the_main_job_crawls_every_demo_market_over_tor",
+)  # fmt: skip
+
+
 def _backend_independent(item: pytest.Item) -> bool:
-    where = Path(str(item.fspath)).resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
-    if not where.startswith(BACKEND_INDEPENDENT):
+    if not item.nodeid.startswith(BACKEND_INDEPENDENT):
         return False
     used = ARCHIVE_FIXTURES & set(getattr(item, "fixturenames", ()))
     if used:  # the list above would skip a test that does depend on the backend
@@ -75,6 +84,10 @@ def _backend_independent(item: pytest.Item) -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if TEST_DATABASE != "sqlite" and _backend_independent(item):
         pytest.skip("opens no archive: runs in the SQLite pass")
+    if TEST_DATABASE != "sqlite" and item.nodeid.startswith(TOR_PATH):
+        pytest.skip(
+            "the Tor path: runs in the SQLite pass (its crawls' archive side runs in both, on loopback)"
+        )
     marker = item.get_closest_marker("sqlite_only")
     if marker is not None and TEST_DATABASE != "sqlite":
         reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "SQLite-specific")
