@@ -99,6 +99,8 @@ class Progress:
     live_workers: list[str]
     stop: bool
     done: bool
+    # Requests of silent workers put back in the queue on the way: {worker: requests}.
+    reaped: dict[str, int]
 
     @property
     def work_left(self) -> bool:
@@ -304,7 +306,7 @@ class SharedCrawl:
 
     def progress(self) -> Progress:
         """Where the crawl stands (after the leases of silent workers were put back)."""
-        self.reap()
+        reaped = self.reap()
         workers = sorted(raw.decode() for raw in self.client.smembers(self.key("workers")))
         pipe = self.client.pipeline()
         pipe.exists(self.key("seeded"))
@@ -324,4 +326,5 @@ class SharedCrawl:
             live_workers=workers,
             stop=bool(stop),
             done=bool(done),
+            reaped=reaped,
         )

@@ -130,11 +130,10 @@ class ClusterWorker:
         dropped = shared.client.delete(shared.leases(spider.worker_id))
         if dropped:
             self.crawler.stats.inc_value("dnm/cluster/leases_dropped")
-        reaped = shared.reap()
-        if reaped:
-            self.crawler.stats.inc_value("dnm/cluster/reaped", sum(reaped.values()))
-            logger.warning("put back the requests of silent workers: %s", reaped)
         progress = shared.progress()
+        if progress.reaped:
+            self.crawler.stats.inc_value("dnm/cluster/reaped", sum(progress.reaped.values()))
+            logger.warning("put back the requests of silent workers: %s", progress.reaped)
         if progress.stop:
             raise CloseSpider("stopped")
         if progress.done or (progress.seeded and not progress.queued and not progress.leased):
