@@ -127,12 +127,19 @@ def pg_archive(tmp_path: Path) -> Iterator[str]:
     assert result.returncode in (0, 3), result.stderr[-3000:]
     yield url
     owner = create_engine(url, isolation_level="AUTOCOMMIT")
+    # Roles are cluster-wide and the SQLite and PostgreSQL passes run side by side: drop only this
+    # process's roles, never another pass's that still holds privileges in its own database.
+    mine = text("SELECT rolname FROM pg_roles WHERE starts_with(rolname, :prefix)")
     with owner.connect() as connection:
-        for (role,) in connection.execute(text("SELECT rolname FROM pg_roles WHERE rolname LIKE 'dnm_ro_%'")):
+        for (role,) in connection.execute(mine, {"prefix": own_role_prefix()}).all():
             connection.execute(text(f'DROP OWNED BY "{role}"'))
             connection.execute(text(f'DROP ROLE "{role}"'))
     owner.dispose()
     POSTGRES.drop(url)
+
+
+def own_role_prefix() -> str:
+    return f"dnm_ro_{os.getpid()}"
 
 
 def role_url(url: str, role: str) -> str:
@@ -140,7 +147,7 @@ def role_url(url: str, role: str) -> str:
 
 
 def test_a_read_only_role_reads_everything_and_writes_nothing(pg_archive: str, tmp_path: Path) -> None:
-    role = f"dnm_ro_{os.getpid()}"
+    role = own_role_prefix()
     secret = tmp_path / "password"
     secret.write_text("correct horse battery staple\n")
     os.chmod(secret, 0o600)
@@ -191,9 +198,8 @@ def test_the_role_command_refuses_what_it_must(pg_archive: str, tmp_path: Path) 
     secret = tmp_path / "password"
     secret.write_text("hunter2\n")
     os.chmod(secret, 0o644)
-    result = run_dnm(
-        "db", "readonly-role", "dnm_ro_x", "--database", pg_archive, "--password-file", str(secret)
-    )
+    role = f"{own_role_prefix()}_x"
+    result = run_dnm("db", "readonly-role", role, "--database", pg_archive, "--password-file", str(secret))
     assert result.returncode == 1 and f"chmod 600 {secret}" in result.stderr
     bad = run_dnm("db", "readonly-role", "Robert'); DROP", "--database", pg_archive)
     assert bad.returncode == 1 and "role name" in bad.stderr
