@@ -16,7 +16,7 @@ DNM_FETCH_MEDIA = False  # images, video and binaries are never fetched unless t
 DNM_DATABASE_URL: str | None = None  # else $DNM_DATABASE_URL, else sqlite:///var/archive.sqlite
 DNM_PROFILE_DIR: str | None = None  # else $DNM_PROFILE_DIR, else config/markets/
 DNM_RAW_DIR: str | None = None  # raw captures (WARC files, dnm.rawstore), else $DNM_RAW_DIR, else var/warc
-DNM_TEST_KILL_AT: str | None = None  # tests only: "stage:N" SIGKILLs the crawl (storage.KillPoint)
+DNM_TEST_KILL_AT: str | None = None  # tests only: "stage:N" SIGKILLs the crawl (pipelines.killpoints)
 # The Tor a crawl uses; `dnm crawl` fills these from the tor it launched or attached to.
 DNM_TOR_MODE = "launch"  # "launch" a dedicated tor, or "attach" to one at DNM_TOR_SOCKS_PORT/CONTROL_PORT
 DNM_TOR_SOCKS_PORT: int | None = None

@@ -37,7 +37,9 @@ from dnm.rawstore import (
 from dnm.recovery import record_warc_file
 from models import Payload
 from models.db import open_engine
-from pipelines.storage import KillPoint, disk_failure, settings_hash, stop_crawl
+from pipelines.diskfull import disk_failure, stop_crawl
+from pipelines.killpoints import KillPoint
+from pipelines.storage import settings_hash
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,9 @@ reason: what is committed stays, and the crawl is not `complete`.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
-import os
-import signal
-import sqlite3
 from typing import Any
 
 from scrapy import signals
@@ -35,6 +31,8 @@ from dnm.items import PageItem
 from dnm.rawstore import raw_dir
 from dnm.recovery import close_interrupted
 from models.db import open_engine
+from pipelines.diskfull import disk_failure, stop_crawl
+from pipelines.killpoints import KillPoint, kill_now
 
 logger = logging.getLogger(__name__)
 
@@ -60,74 +58,6 @@ def settings_hash(crawler: Crawler) -> str:
     """SHA-256 over the recorded settings, in canonical JSON."""
     values = {name: crawler.settings.get(name) for name in RECORDED_SETTINGS}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class KillPoint:
-    """Tests only: `DNM_TEST_KILL_AT="stage:N"` SIGKILLs the crawl process the Nth time it reaches
-    `stage`, to test what a crash at that precise point leaves (tests/reliability/test_crash.py).
-    Unset (the default), it never fires. Stages: `begin` (crawl row made), `warc` (a page's records
-    written, its transaction not begun), `member` (halfway through a page's response record),
-    `commit` (a page committed), `close` (raw capture closed, crawl row not), `finish` (the crawl row's
-    update sent, not committed)."""
-
-    def __init__(self, spec: str | None) -> None:
-        stage, _, count = (spec or "").partition(":")
-        self.stage, self.at, self.seen = stage, int(count or 1), 0
-
-    def due(self, stage: str) -> bool:
-        """True the Nth time `stage` is reached (for a kill armed to fire a moment later)."""
-        if stage != self.stage:
-            return False
-        self.seen += 1
-        return self.seen == self.at
-
-    def reached(self, stage: str) -> None:
-        if self.due(stage):
-            kill_now()
-
-
-def kill_now(*_: Any) -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-# OS errors that say the disk cannot take more; SQLite's, and PostgreSQL's SQLSTATE for the same.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
-SQLITE_FULL = 13
-SQLITE_IOERR = 10
-POSTGRESQL_DISK_FULL = "53100"
-
-
-def disk_failure(exc: BaseException) -> str | None:
-    """What a write error says when it is the disk (full, over quota, past the file size limit, an I/O
-    error writing the archive), else None: such an error fails every page after it, so the crawl stops."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
-            return os.strerror(error.errno)
-        if isinstance(error, sqlite3.Error):
-            code = getattr(error, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in (SQLITE_FULL, SQLITE_IOERR):
-                return f"SQLite: {error}"
-        if getattr(error, "sqlstate", None) == POSTGRESQL_DISK_FULL:
-            return f"PostgreSQL: {str(error).splitlines()[0]}"
-        pending += [getattr(error, "orig", None), error.__cause__, error.__context__]
-    return None
-
-
-def stop_crawl(crawler: Crawler, message: str) -> None:
-    """Stop the crawl for a reason every later page would meet too (a full disk); the first reason wins."""
-    assert crawler.stats is not None
-    if crawler.stats.get_value("dnm/stopped"):
-        return
-    logger.error("%s: the crawl stops", message)
-    crawler.stats.set_value("dnm/stopped", message)
-    if crawler.engine is not None:
-        deferred_from_coro(crawler.engine.close_spider_async(reason="disk_full"))
 
 
 def captured_page(item: PageItem) -> CapturedPage:

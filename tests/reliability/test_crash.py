@@ -1,6 +1,6 @@
 """Crashes: `dnm crawl` SIGKILLed at a precise point or a random page, then the next crawl of the market.
 
-Each kill point (pipelines.storage.KillPoint, set with DNM_TEST_KILL_AT) is a moment a crash can leave
+Each kill point (pipelines.killpoints.KillPoint, set with DNM_TEST_KILL_AT) is a moment a crash can leave
 the archive in: right after the crawl row is made, between a page's WARC records and its transaction,
 halfway through a WARC record, after a page's commit, after the WARC file is closed, during the final
 update of the crawl row. Random kills come from outside, at a random count of stored pages of a slowed
