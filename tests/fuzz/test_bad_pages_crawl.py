@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,31 +16,14 @@ from sqlalchemy.orm import Session
 
 from models import Crawl, Page, Url
 from models.db import open_engine
-from tests.conftest import archive_url, run_dnm
+from tests.conftest import archive_url
+from tests.fuzz.loopback import crawl_directly, listing_profile, serving
 
 MAXSIZE = 1_000_000  # the crawl's DOWNLOAD_MAXSIZE here; the default (8 MiB) behaves the same, slower
 BOMB = gzip.compress(b"\0" * 200_000_000, compresslevel=9)  # ~200 KB on the wire, 200 MB inflated
 NESTED = 20_000
 
-PROFILE = """\
-market: badpages
-name: Bad pages (test)
-version: "1"
-mirrors: ["http://u6lmi54lafmzva7l2bozyc3ebnaj2kpfrswjgx43mj4dszlmuskdfzyd.onion"]  # hollowmere's, unused
-start: ["/"]
-pages:
-  - type: home
-    match: {url: '^/$'}
-    links:
-      - {css: 'a::attr(href)', to: listing}
-  - type: listing
-    match: {url: '^/listing/\\w+$'}
-    records:
-      listing:
-        fields:
-          listing_id: {url: '^/listing/(\\w+)$'}
-          title: {css: 'h1', required: true}
-"""
+PROFILE = listing_profile("badpages", "Bad pages (test)", r"\w+")
 
 PAGES = ("normal", "huge", "streamed", "bomb", "deep", "after")
 
@@ -82,24 +64,15 @@ class BadPages(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), BadPages)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(BadPages) as url:
+        yield url
 
 
 def test_size_cap_and_bomb_are_counted_and_the_crawl_goes_on(tmp_path: Path, server: str) -> None:
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "badpages.yaml").write_text(PROFILE)
     database = archive_url(tmp_path)
-    result = run_dnm(
-        "crawl", "badpages", "--mirror", server, "--transport", "direct", "--allow-host", "127.0.0.1",
-        "--database", database, "--no-progress", "--set", f"DOWNLOAD_MAXSIZE={MAXSIZE}",
-        env={"DNM_PROFILE_DIR": str(profiles)}, timeout=240,
-    )  # fmt: skip
+    result = crawl_directly(
+        tmp_path, PROFILE, "badpages", server, database, "--set", f"DOWNLOAD_MAXSIZE={MAXSIZE}", timeout=240
+    )
     output = result.stdout + result.stderr
     assert result.returncode in (0, 3), output  # complete or partial; never failed
     engine = open_engine(database)

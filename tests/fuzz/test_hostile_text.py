@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import lxml.html
@@ -29,33 +28,22 @@ from fuzz.corpus import HOSTILE
 from models.db import open_engine
 from models.listing import ListingState
 from tests.conftest import archive_url, run_dnm
+from tests.fuzz.loopback import crawl_directly, listing_profile, serving
 
 RLO = "\u202e"
 # Elements whose text cannot be reordered by an override inside another element's text.
 ISOLATING = {"bdi", "td", "th", "pre", "title", "li", "h1", "p", "code", "text", "textarea"}
 
-PROFILE = """\
-market: hostiletext
-name: Hostile text (test)
-version: "1"
-mirrors: ["http://u6lmi54lafmzva7l2bozyc3ebnaj2kpfrswjgx43mj4dszlmuskdfzyd.onion"]  # hollowmere's, unused
-start: ["/"]
-pages:
-  - type: home
-    match: {url: '^/$'}
-    links:
-      - {css: 'a::attr(href)', to: listing}
-  - type: listing
-    match: {url: '^/listing/\\d+$'}
-    records:
-      listing:
-        fields:
-          listing_id: {url: '^/listing/(\\d+)$'}
-          title: {css: 'h1', required: true}
+PROFILE = listing_profile(
+    "hostiletext",
+    "Hostile text (test)",
+    r"\d+",
+    """\
           vendor: {css: 'span.vendor'}
           category: {css: 'div.crumbs a::text', all: true}
           prices: {css: 'span.price'}
-"""
+""",
+)
 
 # Printable in a title: lxml drops NUL and cleaning collapses whitespace, so those are tested as stored.
 TITLES = [f"{i} {s}" if not s.startswith(("=", "+", "-", "@")) else s for i, s in enumerate(HOSTILE)]
@@ -91,20 +79,9 @@ class HostileMarket(BaseHTTPRequestHandler):
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """An archive holding one crawl of the hostile market."""
     tmp = tmp_path_factory.mktemp("hostile")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HostileMarket)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    (tmp / "profiles").mkdir()
-    (tmp / "profiles" / "hostiletext.yaml").write_text(PROFILE)
     database = archive_url(tmp)
-    try:
-        result = run_dnm(
-            "crawl", "hostiletext", "--mirror", f"http://127.0.0.1:{httpd.server_address[1]}",
-            "--transport", "direct", "--allow-host", "127.0.0.1", "--database", database, "--no-progress",
-            env={"DNM_PROFILE_DIR": str(tmp / "profiles")},
-        )  # fmt: skip
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(HostileMarket) as url:
+        result = crawl_directly(tmp, PROFILE, "hostiletext", url, database)
     assert result.returncode in (0, 3), result.stdout + result.stderr
     yield database, tmp
 
