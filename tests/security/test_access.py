@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -44,6 +44,15 @@ def sqlite_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def refused(connection: Connection, statements: Sequence[str], error: type[Exception], says: str) -> None:
+    """Each statement fails (by the time it would commit) with `error` saying `says`, and is rolled back."""
+    for statement in statements:
+        with pytest.raises(error, match=says):
+            connection.execute(text(statement))
+            connection.commit()
+        connection.rollback()
+
+
 def fingerprint(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
@@ -54,17 +63,14 @@ def test_a_write_through_the_readers_engine_fails(sqlite_archive: Path) -> None:
     engine = open_reader(f"sqlite:///{sqlite_archive}")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM listing_snapshots")).scalar()
-        for statement in (
+        statements = (
             "DELETE FROM listing_sightings",
             "UPDATE markets SET name = 'x'",
             "CREATE TABLE notes (x TEXT)",
             "DROP VIEW listing_history",
             "PRAGMA journal_mode=DELETE",
-        ):
-            with pytest.raises(OperationalError, match=r"readonly|read-only|query_only|disk I/O error"):
-                connection.execute(text(statement))
-                connection.commit()
-            connection.rollback()
+        )
+        refused(connection, statements, OperationalError, r"readonly|read-only|query_only|disk I/O error")
     engine.dispose()
     assert fingerprint(sqlite_archive) == before
 
@@ -173,7 +179,7 @@ def test_a_read_only_role_reads_everything_and_writes_nothing(pg_archive: str, t
         # Privileges, not only the session default: the role turns read-only transactions off first.
         connection.execute(text("SET default_transaction_read_only = off"))
         connection.commit()
-        for statement in (
+        statements = (
             "INSERT INTO later_table VALUES (1)",
             "UPDATE markets SET name = 'x'",
             "DELETE FROM listing_sightings",
@@ -183,10 +189,8 @@ def test_a_read_only_role_reads_everything_and_writes_nothing(pg_archive: str, t
             "DROP VIEW listing_history",
             "ALTER TABLE markets ADD COLUMN note text",
             "CREATE VIEW mine AS SELECT 1",
-        ):
-            with pytest.raises(DBAPIError, match=r"permission denied|must be owner"):
-                connection.execute(text(statement))
-            connection.rollback()
+        )
+        refused(connection, statements, DBAPIError, r"permission denied|must be owner")
     reader.dispose()
     # The query tools work as the role.
     as_role = make_url(role_url(pg_archive, role)).set(drivername="postgresql+psycopg")
