@@ -19,6 +19,9 @@ from models.checkpoint import FALLBACK_PAGES, WalCheckpointer
 from models.db import open_engine
 from tests.conftest import archive_url
 
+# SQLite files only: the PostgreSQL pass would run the same tests again.
+pytestmark = pytest.mark.sqlite_only("background checkpoints of a SQLite file")
+
 SETUP = CrawlSetup(tool_version="test", settings_sha256="0" * 64, transport="direct")
 SHAPE = MarketShape(listings=600, vendors=40)
 
@@ -58,7 +61,7 @@ def test_commits_reach_the_database_file_from_the_thread(sqlite_engine: Engine, 
     path = Path(sqlite_engine.url.database)
     writer = write_night(sqlite_engine, finish=False)
     checkpointer = writer._checkpointer
-    assert checkpointer is not None and checkpointer.checkpoints >= 1
+    assert checkpointer is not None and until(lambda: checkpointer.checkpoints >= 1)
     # The writer's own connection leaves checkpoints to the thread until the log is this long.
     with sqlite_engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == FALLBACK_PAGES
