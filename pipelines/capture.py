@@ -167,7 +167,10 @@ class CapturePipeline:
             return item  # no crawl row could be made: the crawl is stopping
         try:
             store = self.open()
-            store.file.kill_mid_member = self.kill.due("member")
+            if self.kill.due("member"):
+                # Armed until a record is written: the Nth page may write none (its body is in an
+                # earlier crawl's file, a fetch-log line), and which page is Nth varies with concurrency.
+                store.file.kill_mid_member = True
             stored = store.write(item)
         except Exception as exc:
             # The page is still archived, without its raw capture; the stats and log say so.

@@ -11,9 +11,9 @@ class KillPoint:
     """Tests only: `DNM_TEST_KILL_AT="stage:N"` SIGKILLs the crawl process the Nth time it reaches
     `stage`, to test what a crash at that precise point leaves (tests/reliability/test_crash.py).
     Unset (the default), it never fires. Stages: `begin` (crawl row made), `warc` (a page's records
-    written, its transaction not begun), `member` (halfway through a page's response record),
-    `commit` (a page committed), `close` (raw capture closed, crawl row not), `finish` (the crawl row's
-    update sent, not committed)."""
+    written, its transaction not begun), `member` (halfway through the first record written from the
+    Nth page on), `commit` (a page committed), `close` (raw capture closed, crawl row not), `finish`
+    (the crawl row's update sent, not committed)."""
 
     def __init__(self, spec: str | None) -> None:
         stage, _, count = (spec or "").partition(":")
