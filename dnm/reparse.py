@@ -251,7 +251,7 @@ class _Resolver:
         while current.body is None:
             if current.refers_to is None or hops >= MAX_REVISIT_HOPS:
                 raise ReparseError(f"revisit {record_id} in {warc_file} does not resolve to a payload")
-            where = self.file_of(current.refers_to) or warc_file
+            where = self.file_of(current.refers_to, current.payload_sha256) or warc_file
             try:
                 current = self.reader.read(where, current.refers_to)
             except (LookupError, OSError, ValueError) as exc:
@@ -264,10 +264,15 @@ class _Resolver:
             )
         return replace(first, body=current.body)
 
-    def file_of(self, record_id: str) -> str | None:
+    def file_of(self, record_id: str, payload_sha256: str) -> str | None:
+        """The file of the record a revisit refers to, found by the payload digest the revisit carries
+        (payloads are indexed by digest, not by record id): the payload row of those bytes names the
+        record, and its file, when it is that record."""
         if record_id not in self.files:
             with Session(self.engine) as session:
                 self.files[record_id] = session.scalar(
-                    select(Payload.warc_file).where(Payload.warc_record_id == record_id).limit(1)
+                    select(Payload.warc_file).where(
+                        Payload.sha256 == payload_sha256, Payload.warc_record_id == record_id
+                    )
                 )
         return self.files[record_id]

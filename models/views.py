@@ -49,15 +49,17 @@ VIEWS: dict[str, tuple[str, str]] = {
     ),
     "listing_history": (
         "One row per listing per crawl that saw it: the price and stock history of every listing.",
+        # Sightings are indexed crawl first (models/listing.py): `c.market_id = l.market_id` (always true)
+        # lets one listing's history be read as one index probe per crawl of its market, not a scan.
         """
         SELECT m.slug AS market, l.listing_key AS listing_id, s.crawl_id, s.observed_at,
                s.title, v.vendor_key AS vendor_id, s.vendor_name AS vendor,
                s.price_amount, s.price_currency, s.price_unit, s.price_shown,
                s.stock, s.escrow, s.content_sha256, s.profile_version
         FROM listing_snapshots s
-        JOIN crawls c ON c.id = s.crawl_id AND c.reparse_of IS NULL
         JOIN listings l ON l.id = s.listing_id
         JOIN markets m ON m.id = l.market_id
+        JOIN crawls c ON c.id = s.crawl_id AND c.market_id = l.market_id AND c.reparse_of IS NULL
         LEFT JOIN vendors v ON v.id = s.vendor_id
         """,
     ),

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from dnm.analytics.crawls import Period, market_crawls
-from models import Category, Listing, ListingSnapshot, Market
+from models import Category, Crawl, Listing, ListingSnapshot, Market
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ def price_history(
         select(ListingSnapshot)
         .join(Listing, ListingSnapshot.listing_id == Listing.id)
         .join(Market, Listing.market_id == Market.id)
+        # Sightings are indexed crawl first: through the market's crawls, one index probe each.
+        .join(Crawl, (Crawl.id == ListingSnapshot.crawl_id) & (Crawl.market_id == Market.id))
         .where(Market.slug == market, Listing.listing_key == listing_id)
         .order_by(ListingSnapshot.observed_at, ListingSnapshot.id)
     )

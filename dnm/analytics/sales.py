@@ -51,7 +51,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from dnm.analytics.crawls import Period, market_crawls
-from models import Category, Feedback, Listing, ListingSnapshot, Market, Vendor
+from models import Category, Crawl, Feedback, Listing, ListingSnapshot, Market, Vendor
 
 GROUPINGS = ("interval", "vendor", "category")
 
@@ -296,6 +296,9 @@ def _listing_prices(session: Session, listing_ids: set[int], depth: int | None) 
             ListingSnapshot.price_unit,
             Category.path,
         )
+        .join(Listing, ListingSnapshot.listing_id == Listing.id)
+        # Sightings are indexed crawl first: through the listing's market's crawls, one probe each.
+        .join(Crawl, (Crawl.id == ListingSnapshot.crawl_id) & (Crawl.market_id == Listing.market_id))
         .outerjoin(Category, ListingSnapshot.category_id == Category.id)
         .where(ListingSnapshot.listing_id.in_(sorted(listing_ids)))
         .order_by(ListingSnapshot.observed_at, ListingSnapshot.id)
