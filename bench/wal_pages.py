@@ -1,0 +1,133 @@
+"""Which tables and indexes one night writes: the pages of SQLite's write-ahead log, by owner.
+
+`python -m bench.wal_pages [--nights 60] [--listings 10000] [--vendors 600] [--workdir DIR]` files
+nights 1 to N-1 of the synthetic market (bench.synthetic_market) into a fresh SQLite archive, then night
+N with no checkpoint, so every page its transactions wrote stays in the log. Each page number in the
+log's frame headers is named by the table or index that owns it (SQLite's `dbstat` table) and the
+table prints, per owner, the pages written and the pages it has. An index a night's rows scatter into
+shows most of its pages written, and that cost grows with the archive; one they append to shows a few.
+bench/README.md ("indexes that grow at the end") reads it; tests/core/test_archive_locality.py checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import struct
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+
+import dnm.archive
+from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest
+from bench.synthetic_market import MarketShape, SyntheticMarket
+from dnm.archive import CrawlSetup
+from models.db import open_engine
+
+SETUP = CrawlSetup(tool_version="bench", settings_sha256="0" * 64, transport="synthetic")
+# The log's own header, and each frame's header before its page (sqlite.org/fileformat.html#walformat).
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+@dataclass(frozen=True)
+class Written:
+    """Pages one night wrote, and the pages there are, per table or index."""
+
+    written: Counter[str]
+    sizes: Counter[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.written.values())
+
+
+def pages_in_wal(wal: Path) -> set[int]:
+    """The page numbers of the frames in a write-ahead log."""
+    data = wal.read_bytes()
+    page_size = struct.unpack(">I", data[8:12])[0]
+    pages, offset = set(), WAL_HEADER
+    while offset + FRAME_HEADER + page_size <= len(data):
+        pages.add(struct.unpack(">I", data[offset : offset + 4])[0])
+        offset += FRAME_HEADER + page_size
+    return pages
+
+
+def page_owners(archive: Path) -> dict[int, str]:
+    """Each page's table or index (raises sqlite3.OperationalError where SQLite has no dbstat)."""
+    connection = sqlite3.connect(archive)
+    try:
+        return {page: name for name, page in connection.execute("SELECT name, pageno FROM dbstat")}
+    finally:
+        connection.close()
+
+
+def night_written(
+    engine: Engine, archive: Path, shape: MarketShape, nights: int, batch: int = 500
+) -> Written:
+    """File nights 1..N-1 into the archive at `engine`, then night N keeping its log; what N wrote."""
+    *earlier, last = SyntheticMarket(shape).nights(nights)
+    for night in earlier:
+        ingest(engine, shape, SETUP, night, batch)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    # No checkpoint thread and no automatic checkpoint: the log keeps the night's every page.
+    event.listen(engine, "connect", _no_autocheckpoint)
+    try:
+        with mock.patch.object(dnm.archive.WalCheckpointer, "for_engine", return_value=None):
+            ingest(engine, shape, SETUP, last, batch)
+        pages = pages_in_wal(archive.with_name(archive.name + "-wal"))
+    finally:
+        event.remove(engine, "connect", _no_autocheckpoint)
+        engine.dispose()
+    owner = page_owners(archive)
+    return Written(Counter(owner[page] for page in pages if page in owner), Counter(owner.values()))
+
+
+def _no_autocheckpoint(dbapi_connection: sqlite3.Connection, _: object) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.wal_pages", description=__doc__.splitlines()[0])
+    parser.add_argument("--nights", type=int, default=60, help="the night measured is the last (default 60)")
+    parser.add_argument("--listings", type=int, default=10_000)
+    parser.add_argument("--vendors", type=int, default=600)
+    parser.add_argument("--batch", type=int, default=500, help="pages per write_pages call")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the archive is made (kept); default a temporary one"
+    )
+    args = parser.parse_args(argv)
+    if args.nights < 2:
+        parser.error("--nights must be at least 2")
+    shape = MarketShape(listings=args.listings, vendors=args.vendors)
+    with tempfile.TemporaryDirectory(prefix="dnm-wal-pages-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(
+            f"{args.nights - 1} nights of {shape.describe()}, then night {args.nights} ...", file=sys.stderr
+        )
+        try:
+            with fresh_archive("sqlite", workdir, POSTGRES_ADMIN_URL) as url:
+                archive = Path(str(make_url(url).database))
+                written = night_written(open_engine(url), archive, shape, args.nights, args.batch)
+        except sqlite3.OperationalError as exc:
+            print(f"this SQLite cannot say which table owns a page (dbstat): {exc}", file=sys.stderr)
+            return 2
+    print(f"night {args.nights} wrote {written.total:,} distinct pages")
+    print(f"{'table or index':45} {'written':>9} {'of pages':>9} {'share':>6}")
+    for name, count in written.written.most_common():
+        size = written.sizes[name]
+        print(f"{name:45} {count:>9,} {size:>9,} {count / size:>6.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
