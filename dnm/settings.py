@@ -44,6 +44,7 @@ DNM_LOGIN_ATTEMPTS = 3  # refused logins of one account before it is retired for
 DNM_KILLED_RETRIES = 8  # new circuits per request after "killed your path"
 DNM_MAINTENANCE_RETRIES = 8  # back-offs per request while the market is in maintenance
 DNM_MAINTENANCE_BACKOFF = 2.0  # first back-off in seconds, doubled each time
+DNM_BARRIER_RESTARTS = 2  # times a page is sent again when a barrier step loses its mirror
 # Accounts (dnm.accounts): secrets outside the repository; cookies kept per account and mirror.
 DNM_ACCOUNTS_FILE: str | None = None  # else $DNM_ACCOUNTS_FILE, else ~/.config/dnm-archive/accounts.toml
 DNM_SESSION_DIR: str | None = None  # saved cookie jars (0600), else $DNM_SESSION_DIR, else var/sessions

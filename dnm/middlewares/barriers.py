@@ -55,12 +55,15 @@ from dnm.barriers import (
     retry_after,
 )
 from dnm.items import HttpExchange, exchange_of
+from dnm.middlewares.mirrors import MIRROR_CAUSES
 from dnm.profile import ChallengeRule, Profile
+from dnm.stats import exception_cause
 from transport.circuits import CircuitManager
 
 logger = logging.getLogger(__name__)
 
 INTERNAL = "dnm_barrier_step"  # meta flag of the requests this middleware makes itself
+RESTARTS = "dnm_barrier_restarts"  # times a page was sent again after a barrier step lost its mirror
 CARRIED_META = ("dnm_account", "cookiejar", "download_timeout", "dnm_expected_type")
 
 
@@ -133,6 +136,7 @@ class BarrierMiddleware:
         self.killed_retries = settings.getint("DNM_KILLED_RETRIES", 8)
         self.maintenance_retries = settings.getint("DNM_MAINTENANCE_RETRIES", 8)
         self.backoff = settings.getfloat("DNM_MAINTENANCE_BACKOFF", 2.0)
+        self.max_restarts = settings.getint("DNM_BARRIER_RESTARTS", 2)
         self.gates: dict[tuple[str, str], SessionGate] = {}
         self.solver: Any = None
         spec = str(settings.get("DNM_CAPTCHA_SOLVER") or "human")
@@ -204,7 +208,7 @@ class BarrierMiddleware:
         redirects = request.meta.get("redirect_urls") or []
         return redirects[0] if redirects else request.url
 
-    async def resolve(self, request: Request, response: Response) -> Response:
+    async def resolve(self, request: Request, response: Response) -> Response | Request:
         target = self.target_of(request)
         captures: list[BarrierCapture] = request.meta.setdefault("dnm_barriers", [])
         steps: Counter[str] = Counter()
@@ -276,6 +280,17 @@ class BarrierMiddleware:
             self.inc(f"dnm/barriers/unpassed/{exc.kind}")
             logger.warning("barrier not passed for %s: %s", target, exc)
             raise
+        except Exception as exc:
+            # A step lost its mirror (dropped mid-barrier, retries spent): the page is not lost with it.
+            # Sent again from the start, the mirror middleware takes it to a live mirror, where it meets
+            # that mirror's barrier afresh (a session on the dead one is of no use there).
+            restarts = request.meta.get(RESTARTS, 0)
+            cause = exception_cause(exc)
+            if cause not in MIRROR_CAUSES or restarts >= self.max_restarts:
+                raise
+            self.inc("dnm/barriers/restarted")
+            logger.info("barrier step for %s failed (%s): the page is sent again", target, cause)
+            return request.replace(dont_filter=True, meta={**request.meta, RESTARTS: restarts + 1})
         finally:
             if held is not None:
                 self.release(held)
