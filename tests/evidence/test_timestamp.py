@@ -87,7 +87,9 @@ def test_wrong_data_flipped_token_and_wrong_root_fail_distinctly(
     info = verify_timestamp(token, SIGNATURE, local_tsa.root_pem)
     gen_time = b"\x18\x0f" + info.gen_time.strftime("%Y%m%d%H%M%SZ").encode()
     assert token.count(gen_time) == 1
-    in_gen_time = failure(flip(token, token.index(gen_time) + 10), SIGNATURE, local_tsa.root_pem)
+    # The last digit of the seconds: flipped it is still a valid time (an hour digit flipped can make the
+    # time unreadable, a corrupt token rather than a bad signature, at some hours of the day).
+    in_gen_time = failure(flip(token, token.index(gen_time) + 2 + 13), SIGNATURE, local_tsa.root_pem)
     assert in_gen_time.cause == "bad-signature"
     assert "does not verify" in str(in_gen_time)
     # openssl writes the signature value last.
