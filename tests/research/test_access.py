@@ -152,3 +152,24 @@ def test_datasette_serves_the_archive_with_descriptions(demo_archive: DemoArchiv
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def documented_queries() -> list[str]:
+    """The SQL of docs/data-dictionary.md's "Example queries", one statement each."""
+    text_ = (Path(__file__).parents[2] / "docs" / "data-dictionary.md").read_text()
+    block = text_.split("## Example queries", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";\n")]
+    return [s.rstrip(";") for s in statements if s.strip("\n -")]
+
+
+@pytest.mark.sqlite_only("the examples use SQLite's json_each")
+def test_the_documented_queries_run_and_read_no_sighting_they_do_not_need(demo_archive: DemoArchive) -> None:
+    queries = documented_queries()
+    assert len(queries) >= 5
+    with demo_archive.engine.connect() as connection:
+        for query in queries:
+            connection.exec_driver_sql(query).all()
+            # Sightings are indexed crawl first: an example that scans all of them would take seconds at a
+            # year of data (docs/data-dictionary.md, listing_snapshots).
+            plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
+            assert not [step for step in plan if step.startswith("SCAN si")], (query, plan)
