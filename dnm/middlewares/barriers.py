@@ -290,7 +290,9 @@ class BarrierMiddleware:
                 raise
             self.inc("dnm/barriers/restarted")
             logger.info("barrier step for %s failed (%s): the page is sent again", target, cause)
-            return request.replace(dont_filter=True, meta={**request.meta, RESTARTS: restarts + 1})
+            # The page asked for, not a gate page a redirect led to (that redirect kept in meta says so).
+            meta = {**request.meta, RESTARTS: restarts + 1}
+            return request.replace(url=target, dont_filter=True, meta=meta)
         finally:
             if held is not None:
                 self.release(held)

@@ -71,6 +71,13 @@ def test_a_step_that_loses_its_mirror_sends_the_page_again() -> None:
     assert all(not gate.lock.locked() for gate in barriers.gates.values())
 
 
+def test_a_page_redirected_to_its_barrier_is_sent_again_for_itself() -> None:
+    barriers, _ = middleware(TwistedConnectionRefused())
+    gate = Request(BASE + "/gate?next=/listing/7", meta={"redirect_urls": [BASE + PAGE[MARKET]]})
+    again = resolve(barriers, gate)
+    assert isinstance(again, Request) and again.url == BASE + PAGE[MARKET]
+
+
 def test_the_page_is_sent_again_a_bounded_number_of_times() -> None:
     barriers, _ = middleware(TwistedConnectionRefused())
     request = Request(BASE + PAGE[MARKET], meta={RESTARTS: barriers.max_restarts})
