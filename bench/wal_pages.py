@@ -23,7 +23,6 @@ from pathlib import Path
 from unittest import mock
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
 
 import dnm.archive
 from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest
@@ -68,10 +67,9 @@ def page_owners(archive: Path) -> dict[int, str]:
         connection.close()
 
 
-def night_written(
-    engine: Engine, archive: Path, shape: MarketShape, nights: int, batch: int = 500
-) -> Written:
-    """File nights 1..N-1 into the archive at `engine`, then night N keeping its log; what N wrote."""
+def night_written(engine: Engine, shape: MarketShape, nights: int, batch: int = 500) -> Written:
+    """File nights 1..N-1 into the SQLite archive at `engine`, then night N keeping its log; what N wrote."""
+    archive = Path(str(engine.url.database))
     *earlier, last = SyntheticMarket(shape).nights(nights)
     for night in earlier:
         ingest(engine, shape, SETUP, night, batch)
@@ -116,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             with fresh_archive("sqlite", workdir, POSTGRES_ADMIN_URL) as url:
-                archive = Path(str(make_url(url).database))
-                written = night_written(open_engine(url), archive, shape, args.nights, args.batch)
+                written = night_written(open_engine(url), shape, args.nights, args.batch)
         except sqlite3.OperationalError as exc:
             print(f"this SQLite cannot say which table owns a page (dbstat): {exc}", file=sys.stderr)
             return 2

@@ -29,7 +29,7 @@ MAX_SHARE = 0.25
 def test_a_night_writes_the_end_of_its_indexes_not_all_of_them(tmp_path: Path) -> None:
     archive = tmp_path / "archive.sqlite"
     try:
-        written = night_written(open_engine(f"sqlite:///{archive}"), archive, SHAPE, NIGHTS, batch=250)
+        written = night_written(open_engine(f"sqlite:///{archive}"), SHAPE, NIGHTS, batch=250)
     except sqlite3.OperationalError as exc:
         pytest.skip(f"this SQLite has no dbstat table: {exc}")
     for name in APPENDED:
