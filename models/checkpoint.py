@@ -28,6 +28,11 @@ INTERVAL = 0.5
 # The writer's own checkpoint, in its commit, once the log holds this many pages (SQLite's default is
 # 1,000, which the thread would rarely get ahead of): the bound should the thread fall behind.
 FALLBACK_PAGES = 10_000
+# A log this long at a checkpoint means the writer is filing pages in bulk (thousands a second, not a
+# crawl's few): the thread then checkpoints every `interval / 10` seconds, while each checkpoint still
+# finds a tenth of this, so the log starts over every few commits and never reaches FALLBACK_PAGES, whose
+# checkpoint would stall the writer's commit instead (~0.1 s a time at 10,000 pages).
+BUSY_PAGES = 2_000
 
 
 class WalCheckpointer:
@@ -82,22 +87,27 @@ class WalCheckpointer:
                 "no background checkpoints of %s (%s): SQLite checkpoints in its commits", self.path, exc
             )
             return
+        busy = False
         try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stopping.is_set():
                     return
-                self._checkpoint(connection)
-                if self._stopping.wait(self.interval):
+                logged = self._checkpoint(connection)
+                busy = logged >= (BUSY_PAGES // 10 if busy else BUSY_PAGES)
+                if self._stopping.wait(self.interval / 10 if busy else self.interval):
                     return
         finally:
             connection.close()
 
-    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+    def _checkpoint(self, connection: sqlite3.Connection) -> int:
+        """One PASSIVE checkpoint; returns the pages the log held (0 if it could not run)."""
         try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            ((_, logged, _),) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.checkpoints += 1
         except sqlite3.Error as exc:
             # Busy or failing: SQLite's own checkpoints in the writer's commits still bound the log.
             logger.debug("background checkpoint of %s: %s", self.path, exc)
+            return 0
+        return max(logged, 0)

@@ -4,6 +4,7 @@ checkpointing in its commits, and no thread outlives the crawl."""
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import sqlite3
 import threading
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, create_engine
 
 from bench.synthetic_market import MarketShape, SyntheticMarket, synthetic_profile
 from dnm.archive import ArchiveWriter, CrawlSetup
-from models.checkpoint import FALLBACK_PAGES, WalCheckpointer
+from models.checkpoint import BUSY_PAGES, FALLBACK_PAGES, WalCheckpointer
 from models.db import open_engine
 from tests.conftest import archive_url
 
@@ -79,6 +80,39 @@ def test_commits_reach_the_database_file_from_the_thread(sqlite_engine: Engine, 
                 count = f"SELECT count(*) FROM {table}"
                 assert copy.execute(count).fetchone() == live.execute(count).fetchone() != (0,)
     writer.finish("complete", None, {})
+
+
+def test_a_bulk_writer_is_checkpointed_every_tenth_of_the_interval(tmp_path: Path) -> None:
+    # A crawl commits a page at a time and is checkpointed once an interval. Filing pages in bulk fills
+    # the log faster than that: the thread then keeps up every tenth of the interval, and goes back to
+    # the interval once a checkpoint finds the log short again.
+    path = tmp_path / "bulk.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # only the thread checkpoints
+    writer.execute("CREATE TABLE bodies (body BLOB)")
+    checkpointer = WalCheckpointer(path, interval=20.0)
+
+    def commit(pages: int) -> None:
+        writer.execute("BEGIN")
+        writer.executemany("INSERT INTO bodies VALUES (?)", [(os.urandom(3000),) for _ in range(pages)])
+        writer.execute("COMMIT")
+        checkpointer.committed()
+
+    try:
+        commit(BUSY_PAGES + 100)
+        assert until(lambda: checkpointer.checkpoints == 1)
+        commit(BUSY_PAGES // 5)  # a tenth of BUSY_PAGES and more: still in bulk
+        assert until(lambda: checkpointer.checkpoints == 2, seconds=5.0)  # 2 s, not 20
+        commit(BUSY_PAGES // 5)
+        assert until(lambda: checkpointer.checkpoints == 3, seconds=5.0)
+        commit(5)  # a crawl's page: the log starts over short after the last complete checkpoint
+        assert until(lambda: checkpointer.checkpoints == 4, seconds=5.0)
+        commit(5)
+        assert not until(lambda: checkpointer.checkpoints > 4, seconds=5.0)  # back to the interval
+    finally:
+        checkpointer.close()
+        writer.close()
 
 
 def test_no_thread_outlives_the_crawl(sqlite_engine: Engine) -> None:
