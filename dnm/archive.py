@@ -33,7 +33,21 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Table, any_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import values as values_table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -237,6 +251,7 @@ class ArchiveWriter:
         self._keyed_categories: set[str] = set()
         self._keys: dict[str, int] = {}
         self._key_links: dict[tuple[int, int], int] = {}
+        # Archived feedback by vendor and text hash, loaded for the (vendor, text) pairs the crawl shows.
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
         # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
         self._states: dict[str, dict[int, tuple[int, str, str]]] = {"listing": {}, "vendor": {}}
@@ -251,7 +266,8 @@ class ArchiveWriter:
     def begin(self) -> int:
         """Create the market if new and a `running` crawl row; returns the crawl id."""
         now = datetime.now(UTC)
-        with self.sessions.begin() as session:
+        # Loading the caches allocates a row object per entity of the market, all kept: see _collector_paused.
+        with _collector_paused(), self.sessions.begin() as session:
             market = session.scalar(select(Market).where(Market.slug == self.profile.market))
             if market is None:
                 market = Market(slug=self.profile.market, name=self.profile.name, created_at=now)
@@ -557,7 +573,7 @@ class ArchiveWriter:
         self, connection: Connection, ordered: list[tuple[int, CapturedPage, list[Record]]]
     ) -> None:
         """Insert the vendors, listings, categories and keys the batch names for the first time, and load
-        the archived feedback of the vendors whose feedback it shows.
+        the archived feedback with the vendor and words of each feedback it shows.
 
         Records are read in the order `_store_*` reads them, and an entity takes its columns from the
         first record that names it where `_store_*` would create it (a listing page seen twice names its
@@ -568,7 +584,7 @@ class ArchiveWriter:
         new_categories: dict[str, dict[str, Any]] = {}
         new_keys: dict[str, dict[str, Any]] = {}
         sighted: dict[str, set[str]] = {"listing": set(), "vendor": set()}
-        feedback_vendors: list[str] = []
+        feedback_shown: list[tuple[str, str]] = []  # (vendor key, text hash)
         market, vendors, listings, seen = self.market_id, self._vendors, self._listings, self._seen
         latest_states, parser = self._states["listing"], self.profile.parser_version
 
@@ -630,7 +646,7 @@ class ArchiveWriter:
                                                      "first_seen_at": at}  # fmt: skip
                 elif record.kind == "feedback":
                     vendor(values["vendor_id"], None, at)
-                    feedback_vendors.append(values["vendor_id"])
+                    feedback_shown.append((values["vendor_id"], _text_sha256(values)))
                     listing_key = values.get("listing_id")
                     if listing_key:
                         listing(listing_key, at)
@@ -649,8 +665,11 @@ class ArchiveWriter:
                     self._keyed_categories.add(path_key)
         if new_keys:
             self._key_ids(connection, new_keys)
+        loaded = self._feedback
         unloaded = [
-            vendors[key] for key in dict.fromkeys(feedback_vendors) if vendors[key] not in self._feedback
+            (vendors[key], text_sha256)
+            for key, text_sha256 in dict.fromkeys(feedback_shown)
+            if text_sha256 not in loaded.get(vendors[key], ())
         ]
         if unloaded:
             self._load_feedback(connection, unloaded)
@@ -675,29 +694,32 @@ class ArchiveWriter:
         if missing:
             self._keys.update(self._insert_entities(connection, _PGP_KEYS, missing))
 
-    def _load_feedback(self, connection: Connection, vendor_ids: list[int]) -> None:
-        """The vendors' archived feedback by text hash, loaded on their first feedback in this crawl."""
-        for vendor_id in vendor_ids:
-            self._feedback[vendor_id] = {}
+    def _load_feedback(self, connection: Connection, shown: list[tuple[int, str]]) -> None:
+        """The archived feedback of each (vendor id, text hash) pair, on the pair's first showing in this
+        crawl: only those can be the same feedback again (a year of a vendor's feedback is ten times what
+        its pages show on a night)."""
+        for vendor_id, text_sha256 in shown:
+            self._feedback.setdefault(vendor_id, {})[text_sha256] = []
         # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
         # takes a re-parse's feedback for the market's: re-reading old pages must not count as sales.
         if self.setup.reparse_of is not None:
             return
-        for chunk in _chunks(connection, vendor_ids):
+        for chunk in _chunks(connection, shown):
+            wanted = _pairs(connection, chunk, Feedback.vendor_id, Feedback.text_sha256)
             query = (
                 select(
                     Feedback.vendor_id, Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating,
                     Feedback.listing_id, Feedback.posted_earliest, Feedback.posted_latest,
                     Feedback.last_crawl_id,
                 )
+                .select_from(wanted)
+                .join(Feedback, (Feedback.vendor_id == wanted.c[0]) & (Feedback.text_sha256 == wanted.c[1]))
                 .join(Crawl, Feedback.first_crawl_id == Crawl.id)
-                .where(_among(connection, Feedback.vendor_id, chunk), Crawl.reparse_of.is_(None))
+                .where(Crawl.reparse_of.is_(None))
                 .order_by(Feedback.id)
             )  # fmt: skip
             for vendor_id, feedback_id, text_sha256, *rest in connection.execute(query).all():
-                self._feedback[vendor_id].setdefault(text_sha256, []).append(
-                    _KnownFeedback(feedback_id, *rest)
-                )
+                self._feedback[vendor_id][text_sha256].append(_KnownFeedback(feedback_id, *rest))
 
     def _category_id(self, connection: Connection, path: list[str], key: str | None = None) -> int:
         path_key = " > ".join(path)
@@ -903,7 +925,7 @@ class ArchiveWriter:
         listing_id = self._listings[listing_key] if listing_key else None
         posted: TimeSpan | None = values.get("posted")
         price: Price | None = values.get("price")
-        text_sha256 = hashlib.sha256(values["text"].encode()).hexdigest()
+        text_sha256 = _text_sha256(values)
         sighting = _KnownFeedback(
             id=0,
             buyer=values.get("buyer"),
@@ -994,12 +1016,14 @@ class _KnownFeedback:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is written.
+    """No cyclic garbage collection while a batch is written or the writer's caches are loaded.
 
-    A batch allocates tens of thousands of rows, tuples and dicts that all live until it ends, so the
-    collector's passes meanwhile free nothing, yet each older-generation pass walks every object the
-    writer keeps (the ids, states and feedback of the whole market): ~5% of a large batch's time. What
-    the batch leaves behind is collected after it, as before.
+    A batch allocates tens of thousands of rows, tuples and dicts that all live until it ends (loading
+    the caches, one per entity of the market, all kept), so the collector's passes meanwhile free nothing,
+    yet each older-generation pass walks every object the process holds (the writer's ids, states and
+    feedback of the whole market, and whatever the crawl keeps): ~5% of a large batch's time, and up to
+    ~0.8 s of a year-old market's `begin` in a process holding a million objects. What they leave behind
+    is collected after them, as before.
     """
     if not gc.isenabled():
         yield
@@ -1037,6 +1061,26 @@ def _among(connection: Connection, column: Any, values: list[Any]) -> Any:
         listed = func.json_each(bindparam(None, json.dumps(values), type_=String())).table_valued("value")
         return column.in_(select(listed.c.value))
     return column.in_(values)
+
+
+def _pairs(connection: Connection, pairs: list[tuple[Any, Any]], first: Any, second: Any) -> Any:
+    """A table of these pairs of values, its two columns typed as `first` and `second`, to join on.
+
+    As `_among`, for pairs: the values as two arrays unnested on PostgreSQL, one JSON array of pairs on
+    SQLite (joined first, so each pair is one lookup in an index on both columns), a VALUES list elsewhere.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        firsts = bindparam(None, [pair[0] for pair in pairs], type_=ARRAY(first.type))
+        seconds = bindparam(None, [pair[1] for pair in pairs], type_=ARRAY(second.type))
+        return func.unnest(firsts, seconds).table_valued("first", "second").render_derived()
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam(None, json.dumps(pairs), type_=String())).table_valued("value")
+        return select(
+            func.json_extract(listed.c.value, "$[0]").label("first"),
+            func.json_extract(listed.c.value, "$[1]").label("second"),
+        ).subquery()
+    return values_table(column("first", first.type), column("second", second.type), name="pairs").data(pairs)
 
 
 def _serialized(connection: Connection) -> bool:
@@ -1374,7 +1418,13 @@ _CONVERSIONS: dict[type, Any] = {
     Decimal: lambda value: format(value, "f"),
     datetime: datetime.isoformat,
     date: date.isoformat,
-    Price: lambda p: {"amount": p.amount, "currency": p.currency, "unit": p.unit, "shown": p.shown},
+    Price: lambda p: {
+        # The amount as the encoder's call back for a Decimal would give it, without the call.
+        "amount": format(p.amount, "f") if type(p.amount) is Decimal else p.amount,
+        "currency": p.currency,
+        "unit": p.unit,
+        "shown": p.shown,
+    },
     Regions: lambda r: {"codes": r.codes, "excluded": r.excluded, "raw": r.raw},
     TimeSpan: lambda t: {"earliest": t.earliest, "latest": t.latest},
 }
@@ -1418,6 +1468,11 @@ def _canonical_encoder() -> Any:
 
 
 _encode = _canonical_encoder()
+
+
+def _text_sha256(values: dict[str, Any]) -> str:
+    """The hash a feedback's words are found by."""
+    return hashlib.sha256(values["text"].encode()).hexdigest()
 
 
 def _shown(record: Record, name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -99,3 +100,22 @@ def test_content_hash_ignores_what_moves_daily() -> None:
     later = {**base, "last_seen": TimeSpan(NOW + timedelta(days=1), NOW + timedelta(days=1))}
     assert content_hash("vendor", base) == content_hash("vendor", later)
     assert content_hash("vendor", base) != content_hash("vendor", {**base, "sales": 4})
+
+
+def test_a_crawl_reads_only_the_archived_feedback_with_the_words_it_shows(engine) -> None:
+    # A year of a vendor's feedback is ten times what a night's pages show: only the feedback with the
+    # vendor and words of one shown can be seen again, and only it is read, batch by batch.
+    window = (NOW - timedelta(days=3), NOW - timedelta(days=2))
+    crawl(engine, [feedback(words, *window) for words in ("fast", "stealthy", "as described")])
+    writer = ArchiveWriter(engine, load_profile("hollowmere"), SETUP)
+    writer.begin()
+    later = NOW + timedelta(days=1)
+    writer.write_page(page("http://m/vendor/v1", later), [feedback("stealthy", *window)])
+    (vendor_id,) = writer._feedback
+    assert list(writer._feedback[vendor_id]) == [hashlib.sha256(b"stealthy").hexdigest()]
+    # A later batch of the same crawl showing other words of the same vendor reads those then.
+    writer.write_page(page("http://m/vendor/v1?page=2", later), [feedback("fast", *window)])
+    writer.finish("complete", None, {})
+    with Session(engine) as session:
+        sightings = sorted(tuple(row) for row in session.execute(select(Feedback.text, Feedback.sightings)))
+    assert sightings == [("as described", 1), ("fast", 2), ("stealthy", 2)]
