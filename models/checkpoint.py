@@ -28,11 +28,11 @@ INTERVAL = 0.5
 # The writer's own checkpoint, in its commit, once the log holds this many pages (SQLite's default is
 # 1,000, which the thread would rarely get ahead of): the bound should the thread fall behind.
 FALLBACK_PAGES = 10_000
-# A log this long at a checkpoint means the writer is filing pages in bulk (thousands a second, not a
-# crawl's few): the thread then checkpoints every `interval / 10` seconds, while each checkpoint still
-# finds a tenth of this, so the log starts over every few commits and never reaches FALLBACK_PAGES, whose
-# checkpoint would stall the writer's commit instead (~0.1 s a time at 10,000 pages).
-BUSY_PAGES = 2_000
+# A log this long at a checkpoint means the writer is filing pages in bulk (a crawl commits a page, a few
+# dozen log pages, at a time): the thread then checkpoints every `interval / 10` seconds, keeping up with
+# it. In bulk the log only starts over when a commit finds it all copied, which the writer's next batch
+# rarely leaves time for: SQLite's checkpoint at FALLBACK_PAGES does it, and then has little left to copy.
+BUSY_PAGES = 500
 
 
 class WalCheckpointer:
@@ -87,15 +87,13 @@ class WalCheckpointer:
                 "no background checkpoints of %s (%s): SQLite checkpoints in its commits", self.path, exc
             )
             return
-        busy = False
         try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stopping.is_set():
                     return
-                logged = self._checkpoint(connection)
-                busy = logged >= (BUSY_PAGES // 10 if busy else BUSY_PAGES)
+                busy = self._checkpoint(connection) >= BUSY_PAGES
                 if self._stopping.wait(self.interval / 10 if busy else self.interval):
                     return
         finally:
