@@ -4,8 +4,9 @@ In WAL mode SQLite appends each commit to the `-wal` file and copies the log int
 *checkpoint*, which by default runs inside the commit that takes the log past 1,000 pages: that commit
 waits while the pages are copied and both files are synced to disk (a sixth of a large batch's time; in
 a crawl, a stall of the Scrapy reactor). A `WalCheckpointer` runs a PASSIVE checkpoint on its own
-connection in a thread, at most every `interval` seconds after a commit, so the copying and syncing
-happen beside the writer rather than inside its commits. What a power cut can take back shrinks: the
+connection in a thread, at most every `interval` seconds after a commit (a tenth of that while the
+writer files pages in bulk, BUSY_PAGES), so the copying and syncing happen beside the writer rather
+than inside its commits. What a power cut can take back shrinks: the
 log is synced within a second of a commit instead of when it reaches 4 MB (SQLite's own checkpoint still
 runs in a commit should the log reach that size first). PASSIVE never waits for readers or writers; a
 checkpoint that finds the file busy is tried again after the next commit.
