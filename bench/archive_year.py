@@ -433,23 +433,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--nights", type=int, default=365, help="nights of crawls to archive (default: a year)"
     )
-    parser.add_argument("--listings", type=int, default=10_000, help="listings on the market's first night")
-    parser.add_argument("--vendors", type=int, default=600, help="vendors on the market's first night")
+    market_arguments(parser, "keep the SQLite archive here (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic market")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--batch", type=int, default=500, help="pages per write_pages call (one transaction)")
     parser.add_argument(
         "--queries", type=int, default=200, help="listings and vendors queried after the year"
     )
     parser.add_argument("--postgres-url", default=POSTGRES_ADMIN_URL, help="PostgreSQL maintenance database")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
-    parser.add_argument("--workdir", type=Path, help="keep the SQLite archive here (default: a temp dir)")
     parser.add_argument(
         "--profile",
         type=Path,
         help="profile night 3's writer calls with cProfile into this file (per backend)",
     )
     return parser
+
+
+def market_arguments(parser: argparse.ArgumentParser, workdir: str) -> None:
+    """The options of every benchmark that files the synthetic market: its size, the pages per
+    write_pages call, and where the archive is made (`workdir`: that option's help)."""
+    parser.add_argument("--listings", type=int, default=10_000, help="listings on the market's first night")
+    parser.add_argument("--vendors", type=int, default=600, help="vendors on the market's first night")
+    parser.add_argument("--batch", type=int, default=500, help="pages per write_pages call (one transaction)")
+    parser.add_argument("--workdir", type=Path, help=workdir)
 
 
 def say(message: str) -> None:

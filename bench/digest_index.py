@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from random import Random
 
-from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest
+from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest, market_arguments, say
 from bench.synthetic_market import MarketShape, SyntheticMarket
 from dnm.archive import CrawlSetup
 from models.checkpoint import FALLBACK_PAGES, WalCheckpointer
@@ -213,10 +213,6 @@ class RowsOnly:
             self.connection.close()
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def median(seconds: list[float]) -> float:
     """The median night, the first left out (a fresh copy's log and caches start cold)."""
     return statistics.median(seconds[1:] if len(seconds) > 2 else seconds)
@@ -226,12 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.digest_index", description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=160, help="nights in the archive before (default 160)")
     parser.add_argument("--repeat", type=int, default=8, help="nights timed each way (default 8)")
-    parser.add_argument("--listings", type=int, default=10_000)
-    parser.add_argument("--vendors", type=int, default=600)
-    parser.add_argument("--batch", type=int, default=500, help="pages per transaction")
-    parser.add_argument(
-        "--workdir", type=Path, help="where the archives are made (kept); default a temporary one"
-    )
+    market_arguments(parser, "where the archives are made (kept); default a temporary one")
     args = parser.parse_args(argv)
     if args.nights < 1 or args.repeat < 1:
         parser.error("--nights and --repeat must be at least 1")

@@ -25,7 +25,7 @@ from unittest import mock
 from sqlalchemy import Engine, event
 
 import dnm.archive
-from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest
+from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest, market_arguments
 from bench.synthetic_market import MarketShape, SyntheticMarket
 from dnm.archive import CrawlSetup
 from models.db import open_engine
@@ -96,12 +96,7 @@ def _no_autocheckpoint(dbapi_connection: sqlite3.Connection, _: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.wal_pages", description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=60, help="the night measured is the last (default 60)")
-    parser.add_argument("--listings", type=int, default=10_000)
-    parser.add_argument("--vendors", type=int, default=600)
-    parser.add_argument("--batch", type=int, default=500, help="pages per write_pages call")
-    parser.add_argument(
-        "--workdir", type=Path, help="where the archive is made (kept); default a temporary one"
-    )
+    market_arguments(parser, "where the archive is made (kept); default a temporary one")
     args = parser.parse_args(argv)
     if args.nights < 2:
         parser.error("--nights must be at least 2")
