@@ -696,8 +696,8 @@ class ArchiveWriter:
 
     def _load_feedback(self, connection: Connection, shown: list[tuple[int, str]]) -> None:
         """The archived feedback of each (vendor id, text hash) pair, on the pair's first showing in this
-        crawl: only those can be the same feedback again (a year of a vendor's feedback is ten times what
-        its pages show on a night)."""
+        crawl: only those can be the same feedback again. A vendor's archived feedback grows every night
+        while its pages show the newest few; words repeat ("A+++"), so a pair may bring back many."""
         for vendor_id, text_sha256 in shown:
             self._feedback.setdefault(vendor_id, {})[text_sha256] = []
         # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
@@ -1021,9 +1021,9 @@ def _collector_paused() -> Iterator[None]:
     A batch allocates tens of thousands of rows, tuples and dicts that all live until it ends (loading
     the caches, one per entity of the market, all kept), so the collector's passes meanwhile free nothing,
     yet each older-generation pass walks every object the process holds (the writer's ids, states and
-    feedback of the whole market, and whatever the crawl keeps): ~5% of a large batch's time, and up to
-    ~0.8 s of a year-old market's `begin` in a process holding a million objects. What they leave behind
-    is collected after them, as before.
+    feedback of the whole market, and whatever the crawl keeps): ~5% of a large batch's time, and ~0.8 s
+    of a `begin` at night 162 of the archive benchmark, whose process holds the synthetic market. What
+    they leave behind is collected after them, as before.
     """
     if not gc.isenabled():
         yield
