@@ -84,6 +84,7 @@ def writer_nights(
 
 def with_prefix_table(connection: sqlite3.Connection) -> None:
     """The payloads again in a side table keyed by the digest's first 64 bits (a signed integer)."""
+    connection.execute("BEGIN")
     connection.execute(
         "CREATE TABLE payloads_prefix (id INTEGER PRIMARY KEY, sha_prefix INTEGER NOT NULL, "
         "sha256 TEXT NOT NULL, size INTEGER NOT NULL, warc_file TEXT, warc_record_id TEXT)"
@@ -95,6 +96,8 @@ def with_prefix_table(connection: sqlite3.Connection) -> None:
     )
     connection.execute("CREATE INDEX ix_payloads_prefix ON payloads_prefix (sha_prefix)")
     connection.execute("CREATE INDEX ix_payloads_prefix_file ON payloads_prefix (warc_file, warc_record_id)")
+    connection.execute("COMMIT")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def prefix(sha256: str) -> int:
