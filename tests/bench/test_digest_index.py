@@ -34,16 +34,14 @@ def test_each_way_adds_a_nights_rows(tmp_path: Path, variant: str) -> None:
     listings = sum(1 for _, listing, _ in pages if listing)
     before = counts(archive)
     run = RowsOnly(archive, variant, 50)
-    path = run.path
     assert len(run.nights(3, 2)) == 2
-    after = counts(path)
-    new_bodies = sum(1 for n in range(len(pages)) if n % 50 % 4)
-    payloads = "payloads" if variant != "prefix" else None
+    after = counts(run.path)
+    new_bodies = sum(1 for n in range(len(pages)) if n % 50 % 4)  # three in four of each batch
     assert after["crawls"] == before["crawls"] + 2
     assert after["pages"] == before["pages"] + 2 * len(pages)
     assert after["listing_sightings"] == before["listing_sightings"] + 2 * listings
-    with sqlite3.connect(path) as connection:
-        if payloads is None:
+    with sqlite3.connect(run.path) as connection:
+        if variant == "prefix":
             # The archive's payloads again, then the new ones, each keyed by its digest's first 64 bits.
             rows = connection.execute("SELECT sha_prefix, sha256 FROM payloads_prefix").fetchall()
             assert len(rows) == before["payloads"] + 2 * new_bodies
@@ -52,9 +50,8 @@ def test_each_way_adds_a_nights_rows(tmp_path: Path, variant: str) -> None:
         else:
             assert after["payloads"] == before["payloads"] + 2 * new_bodies
         # Every page written points at a payload there is.
-        table = payloads or "payloads_prefix"
         orphans = connection.execute(
-            f"SELECT count(*) FROM pages WHERE payload_id NOT IN (SELECT id FROM {table})"
+            f"SELECT count(*) FROM pages WHERE payload_id NOT IN (SELECT id FROM {run.payloads})"
         ).fetchone()[0]
         assert orphans == 0
 
