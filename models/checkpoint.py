@@ -6,9 +6,9 @@ waits while the pages are copied and both files are synced to disk (a sixth of a
 a crawl, a stall of the Scrapy reactor). A `WalCheckpointer` runs a PASSIVE checkpoint on its own
 connection in a thread, at most every `interval` seconds after a commit (a tenth of that while the
 writer files pages in bulk, BUSY_PAGES), so the copying and syncing happen beside the writer rather
-than inside its commits. What a power cut can take back shrinks: the
-log is synced within a second of a commit instead of when it reaches 4 MB (SQLite's own checkpoint still
-runs in a commit should the log reach that size first). PASSIVE never waits for readers or writers; a
+than inside its commits. What a power cut can take back shrinks: the log is synced within a second of a
+commit instead of when it reaches 4 MB (SQLite's own checkpoint still runs in a commit should the log
+reach that size first). PASSIVE never waits for readers or writers; a
 checkpoint that finds the file busy is tried again after the next commit.
 """
 
