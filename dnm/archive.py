@@ -1022,8 +1022,8 @@ def _collector_paused() -> Iterator[None]:
     the caches, one per entity of the market, all kept), so the collector's passes meanwhile free nothing,
     yet each older-generation pass walks every object the process holds (the writer's ids, states and
     feedback of the whole market, and whatever the crawl keeps): ~5% of a large batch's time, and ~0.8 s
-    of a `begin` at night 162 of the archive benchmark, whose process holds the synthetic market. What
-    they leave behind is collected after them, as before.
+    of a `begin` at night 162 in a process holding the synthetic market and six of its nights (bench/
+    README.md, "the floor under a night"). What they leave behind is collected after them, as before.
     """
     if not gc.isenabled():
         yield

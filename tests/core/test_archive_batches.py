@@ -237,8 +237,8 @@ def test_the_collector_rests_while_the_writer_loads_its_caches_and_writes(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both allocate an object per row they read or write, all kept until they end: a collector pass
-    # meanwhile frees nothing and walks the whole process (~0.8 s of a `begin` at night 162 of
-    # bench.archive_year).
+    # meanwhile frees nothing and walks the whole process (~0.8 s of a `begin` at night 162 in a process
+    # holding the synthetic market and six of its nights).
     enabled: dict[str, list[bool]] = {}
 
     def spy(name: str) -> Any:
