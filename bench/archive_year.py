@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,6 +267,18 @@ def ingest(
     if profiler is not None:
         profiler.disable()
     return crawl_id, time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def file_nights(
+    engine: Engine, shape: MarketShape, setup: CrawlSetup, nights: Iterable[Night], batch: int
+) -> None:
+    """File these nights into the SQLite archive at `engine`, then checkpoint its log into the file and
+    close its connections: the archive as one file, as a later night (or a copy of it) finds it."""
+    for night in nights:
+        ingest(engine, shape, setup, night, batch)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
 
 
 def _profiled_night(shape: MarketShape, nights: int) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from random import Random
 
-from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest, market_arguments, say
+from bench.archive_year import POSTGRES_ADMIN_URL, file_nights, fresh_archive, ingest, market_arguments, say
 from bench.synthetic_market import MarketShape, SyntheticMarket
 from dnm.archive import CrawlSetup
 from models.checkpoint import FALLBACK_PAGES, WalCheckpointer
@@ -55,11 +55,7 @@ def build(workdir: Path, shape: MarketShape, nights: int, batch: int) -> tuple[P
     market = SyntheticMarket(shape)
     with fresh_archive("sqlite", workdir, POSTGRES_ADMIN_URL) as url:
         engine = open_engine(url)
-        for night in market.nights(nights):
-            ingest(engine, shape, SETUP, night, batch)
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
+        file_nights(engine, shape, SETUP, market.nights(nights), batch)
     return Path(str(engine.url.database)), market
 
 

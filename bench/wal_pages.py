@@ -25,7 +25,7 @@ from unittest import mock
 from sqlalchemy import Engine, event
 
 import dnm.archive
-from bench.archive_year import POSTGRES_ADMIN_URL, fresh_archive, ingest, market_arguments
+from bench.archive_year import POSTGRES_ADMIN_URL, file_nights, fresh_archive, ingest, market_arguments
 from bench.synthetic_market import MarketShape, SyntheticMarket
 from dnm.archive import CrawlSetup
 from models.db import open_engine
@@ -71,11 +71,7 @@ def night_written(engine: Engine, shape: MarketShape, nights: int, batch: int = 
     """File nights 1..N-1 into the SQLite archive at `engine`, then night N keeping its log; what N wrote."""
     archive = Path(str(engine.url.database))
     *earlier, last = SyntheticMarket(shape).nights(nights)
-    for night in earlier:
-        ingest(engine, shape, SETUP, night, batch)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    file_nights(engine, shape, SETUP, earlier, batch)
     # No checkpoint thread and no automatic checkpoint: the log keeps the night's every page.
     event.listen(engine, "connect", _no_autocheckpoint)
     try:
