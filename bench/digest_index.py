@@ -7,13 +7,14 @@ N+1 onwards on copies of it, four ways:
 - the archive writer (`ArchiveWriter`, as `bench.archive_year` runs it): the baseline;
 - only the three rows each page adds (a payload for a new body, the page, the listing's sighting), as
   tuples on the driver in transactions of `--batch` pages with the writer's PRAGMAs and background
-  checkpoints, looking each body's digest up first as the writer does: with the digest index as the
-  schema has it (unique, 64 hex characters), with a non-unique index on the digest's first 64 bits
-  (the full digest checked on the row), and with time-ordered digests (keys that land at the index's
-  end, as no real digest does).
+  checkpoints, looking each body's digest up first as the writer does: with the payloads as revision
+  0006 kept them (a unique index on the 64 hex characters, in a side table), as the schema keeps them
+  since 0007 (an index on the digest's first 64 bits, the full digest checked on the row, SQLite's
+  uniqueness trigger), and the same with time-ordered digests (keys that land at the index's end, as no
+  real digest does).
 
 Three bodies in four are new each night, as the synthetic market's BTC conversions make them. Foreign
-keys are off in the three row-only runs (the prefix variant's payloads are a side table). It prints the
+keys are off in the three row-only runs (the 0006 variant's payloads are a side table). It prints the
 median seconds a night and each run's share of the writer's; bench/README.md ("the floor under a
 night") reads it.
 """
@@ -37,15 +38,16 @@ from bench.archive_year import POSTGRES_ADMIN_URL, file_nights, fresh_archive, i
 from bench.synthetic_market import MarketShape, SyntheticMarket
 from dnm.archive import CrawlSetup
 from models.checkpoint import FALLBACK_PAGES, WalCheckpointer
+from models.crawl import digest_prefix
 from models.db import open_engine
 
 SETUP = CrawlSetup(tool_version="bench", settings_sha256="0" * 64, transport="synthetic")
 PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=OFF", "cache_size=-65536",
            f"wal_autocheckpoint={FALLBACK_PAGES}")  # fmt: skip
 VARIANTS = {
-    "text": "digest index as the schema has it (unique, 64 hex characters)",
-    "prefix": "non-unique index on the digest's first 64 bits",
-    "ordered": "time-ordered digests (no scatter)",
+    "text": "unique index on the 64-hex-character digest (revision 0006)",
+    "prefix": "index on the digest's first 64 bits (the schema's, 0007)",
+    "ordered": "the same, time-ordered digests (no scatter)",
 }
 NOW = "2027-01-01 00:00:00.000000"
 
@@ -78,26 +80,19 @@ def writer_nights(
         engine.dispose()
 
 
-def with_prefix_table(connection: sqlite3.Connection) -> None:
-    """The payloads again in a side table keyed by the digest's first 64 bits (a signed integer)."""
+def with_text_table(connection: sqlite3.Connection) -> None:
+    """The payloads again in a side table as revision 0006 kept them: unique on the 64-hex digest."""
     connection.execute("BEGIN")
     connection.execute(
-        "CREATE TABLE payloads_prefix (id INTEGER PRIMARY KEY, sha_prefix INTEGER NOT NULL, "
-        "sha256 TEXT NOT NULL, size INTEGER NOT NULL, warc_file TEXT, warc_record_id TEXT)"
+        "CREATE TABLE payloads_text (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, "
+        "size INTEGER NOT NULL, warc_file TEXT, warc_record_id TEXT)"
     )
-    rows = connection.execute("SELECT id, sha256, size, warc_file, warc_record_id FROM payloads")
-    connection.executemany(
-        "INSERT INTO payloads_prefix VALUES (?, ?, ?, ?, ?, ?)",
-        ((row_id, prefix(sha), sha, *rest) for row_id, sha, *rest in rows),
+    connection.execute(
+        "INSERT INTO payloads_text SELECT id, sha256, size, warc_file, warc_record_id FROM payloads"
     )
-    connection.execute("CREATE INDEX ix_payloads_prefix ON payloads_prefix (sha_prefix)")
-    connection.execute("CREATE INDEX ix_payloads_prefix_file ON payloads_prefix (warc_file, warc_record_id)")
+    connection.execute("CREATE INDEX ix_payloads_text_file ON payloads_text (warc_file, warc_record_id)")
     connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-def prefix(sha256: str) -> int:
-    return int(sha256[:16], 16) - (1 << 63)
 
 
 class RowsOnly:
@@ -107,11 +102,11 @@ class RowsOnly:
         self.variant, self.batch = variant, batch
         self.path = copy_of(archive, f"rows-{variant}.sqlite")
         self.connection = sqlite3.connect(self.path, isolation_level=None)
-        if variant == "prefix":
-            with_prefix_table(self.connection)
+        if variant == "text":
+            with_text_table(self.connection)
         for pragma in PRAGMAS:
             self.connection.execute(f"PRAGMA {pragma}")
-        self.payloads = "payloads_prefix" if variant == "prefix" else "payloads"
+        self.payloads = "payloads_text" if variant == "text" else "payloads"
         self.pages = self.last_pages(self.path)
         self.random = Random(f"digest-index-{variant}")
 
@@ -165,26 +160,27 @@ class RowsOnly:
         # Tonight's WARC file and a record id of its own for each new body, as the raw store gives them.
         warc_file = f"synthetic/{number}.warc.gz"
         stored = {n: (warc_file, f"<urn:uuid:{uuid.UUID(int=self.random.getrandbits(128))}>") for n in new}
-        if self.variant == "prefix":
-            pairs = [(prefix(digest), digest) for digest in digests]
+        if self.variant == "text":
             execute(
-                "SELECT p.id FROM json_each(?) j JOIN payloads_prefix p "
-                "ON p.sha_prefix = j.value ->> 0 AND p.sha256 = j.value ->> 1",
-                (json.dumps(pairs),),
-            ).fetchall()
-            executemany(
-                "INSERT INTO payloads_prefix VALUES (?, ?, ?, 30000, ?, ?)",
-                [(payload_ids[n], *pairs[n], *stored[n]) for n in new],
-            )
-        else:
-            execute(
-                "SELECT id FROM payloads WHERE sha256 IN (SELECT value FROM json_each(?))",
+                "SELECT id FROM payloads_text WHERE sha256 IN (SELECT value FROM json_each(?))",
                 (json.dumps(digests),),
             ).fetchall()
             executemany(
-                "INSERT INTO payloads (id, sha256, size, warc_file, warc_record_id) "
+                "INSERT INTO payloads_text (id, sha256, size, warc_file, warc_record_id) "
                 "VALUES (?, ?, 30000, ?, ?)",
                 [(payload_ids[n], digests[n], *stored[n]) for n in new],
+            )
+        else:
+            pairs = [(digest_prefix(digest), digest) for digest in digests]
+            execute(
+                "SELECT p.id FROM json_each(?) j JOIN payloads p "
+                "ON p.sha256_prefix = j.value ->> 0 AND p.sha256 = j.value ->> 1",
+                (json.dumps(pairs),),
+            ).fetchall()
+            executemany(
+                "INSERT INTO payloads (id, sha256_prefix, sha256, size, warc_file, warc_record_id) "
+                "VALUES (?, ?, ?, 30000, ?, ?)",
+                [(payload_ids[n], *pairs[n], *stored[n]) for n in new],
             )
         executemany(
             "INSERT INTO pages (id, crawl_id, url_id, page_type, status, fetched_at, server_time, "

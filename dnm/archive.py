@@ -81,6 +81,7 @@ from models import (
     VendorState,
 )
 from models.checkpoint import WalCheckpointer
+from models.crawl import digest_prefix
 from models.db import session_factory
 from models.types import UTCDateTime
 
@@ -258,7 +259,9 @@ class ArchiveWriter:
         # Each listing's page body and state in the market's last crawl: the same bytes read by the same
         # parser give the same values, so an unchanged page is a sighting without re-hashing its record.
         self._last_pages: dict[int, tuple[str, int]] = {}
+        # Page bodies by digest: their payload row and the raw capture record it names.
         self._payloads: dict[str, int] = {}
+        self._payload_records: dict[str, str | None] = {}
         self._urls: dict[str, int] = {}
 
     # -- crawl lifecycle -------------------------------------------------------------------
@@ -337,13 +340,19 @@ class ArchiveWriter:
             .where(Crawl.market_id == market, Crawl.reparse_of.is_(None), Crawl.id != self.crawl_id)
             .scalar_subquery()
         )
-        for listing_id, state_id, page_sha256 in connection.execute(
-            select(ListingSighting.listing_id, ListingSighting.state_id, Payload.sha256)
+        for listing_id, state_id, page_sha256, payload_id, record in connection.execute(
+            select(
+                ListingSighting.listing_id, ListingSighting.state_id, Payload.sha256, Payload.id,
+                Payload.warc_record_id,
+            )
             .join(Page, Page.id == ListingSighting.page_id)
             .join(Payload, Payload.id == Page.payload_id)
             .where(ListingSighting.crawl_id == last_crawl)
-        ):
+        ):  # fmt: skip
             self._last_pages[listing_id] = (page_sha256, state_id)
+            # The bodies fetched again unchanged need no lookup.
+            self._payloads[page_sha256] = payload_id
+            self._payload_records[page_sha256] = record
         # The URLs of the last crawl: most of them are fetched again.
         self._urls.update(
             (url, url_id)
@@ -506,21 +515,28 @@ class ArchiveWriter:
         """The payload row of each page body, created if the archive has not held the body before."""
         wanted = {page.sha256: page for page in pages}
         rows = {
-            sha: {"size": page.size, "warc_file": page.warc_file, "warc_record_id": page.warc_record_id}
+            sha: {"sha256_prefix": digest_prefix(sha), "size": page.size, "warc_file": page.warc_file,
+                  "warc_record_id": page.warc_record_id}
             for sha, page in wanted.items()
-        }
-        for payload_id, sha, record in self._interned(
-            connection, serialized, _PAYLOADS.c.sha256, self._payloads, rows, _PAYLOADS.c.warc_record_id
-        ):
-            page = wanted[sha]
-            if page.warc_record_id is not None and record != page.warc_record_id:
+        }  # fmt: skip
+        # SQLite finds digests by their first 64 bits, its only index on them (models.crawl.Payload).
+        found_by = _PAYLOADS.c.sha256_prefix if connection.dialect.name == "sqlite" else None
+        records = self._payload_records
+        for _, sha, record in self._interned(
+            connection, serialized, _PAYLOADS.c.sha256, self._payloads, rows, _PAYLOADS.c.warc_record_id,
+            found_by=found_by,
+        ):  # fmt: skip
+            records[sha] = record
+        for sha, page in wanted.items():
+            if page.warc_record_id is not None and records[sha] != page.warc_record_id:
                 # Stored before without its raw capture (or in a file no longer in the store): this
                 # fetch's capture holds the bytes now.
                 connection.execute(
                     update(_PAYLOADS)
-                    .where(_PAYLOADS.c.id == payload_id)
+                    .where(_PAYLOADS.c.id == self._payloads[sha])
                     .values(warc_file=page.warc_file, warc_record_id=page.warc_record_id)
                 )
+                records[sha] = page.warc_record_id
         return {sha: self._payloads[sha] for sha in wanted}
 
     def _interned(
@@ -531,24 +547,40 @@ class ArchiveWriter:
         known: dict[str, int],
         rows: dict[str, dict[str, Any]],
         *read_columns: Any,
+        found_by: Any = None,
     ) -> list[Any]:
         """Make sure a table of unique values (`key`) has a row for each value of `rows` (value -> other
         columns); `known` (value -> id) is filled in. Returns (id, value, *read) of the values that were
         not known before. Concurrent crawls may bring the same value: unless the transaction is
         `serialized` (no other writer until it ends), the insert skips a row another one made first, and
         the select reads whichever was made.
+
+        `found_by`: a column of `rows` the values are looked up by instead (an index on a part of the
+        key; the key is compared on the rows found). It is given on SQLite only, where the key has no
+        unique index to skip a row on, and where none is needed: no other writer can store a value
+        between this transaction's lookup and its insert (SQLite has one writer, and a transaction that
+        read the archive before another's commit cannot write after it).
         """
         missing = [value for value in rows if value not in known]
         found: list[Any] = []
         if not missing:
             return found
         table = key.table
+        columns = [table.c.id, key, *read_columns]
 
         def read(values: list[str]) -> None:
+            wanted = set(values)
             for chunk in _chunks(connection, values):
-                for row in _lookup(connection, [table.c.id, key, *read_columns], key, chunk):
-                    known[row[1]] = row[0]
-                    found.append(row)
+                if found_by is None:
+                    matches = _lookup(connection, columns, key, chunk)
+                else:
+                    matches = _lookup(
+                        connection, columns, found_by, [rows[value][found_by.key] for value in chunk]
+                    )
+                for row in matches:
+                    if row[1] in wanted:
+                        known[row[1]] = row[0]
+                        found.append(row)
 
         # Most values of a night were stored by an earlier one: look them up first, insert only the rest.
         read(missing)
@@ -556,7 +588,7 @@ class ArchiveWriter:
         if not new:
             return found
         inserted = [{key.key: value, **rows[value]} for value in new]
-        if serialized:
+        if serialized or found_by is not None:
             # Nobody can have stored one of them since the lookup: plain inserts, ids as they come.
             for value, row_id in zip(new, _insert_with_ids(connection, table, inserted), strict=True):
                 known[value] = row_id

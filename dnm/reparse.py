@@ -39,6 +39,7 @@ from dnm.items import PageItem
 from dnm.profile import Profile, load_profile
 from dnm.rawstore import RawRecord, RecordReader
 from models import Crawl, Market, Page, Payload
+from models.crawl import digest_prefix
 from pipelines.extraction import ExtractionPipeline
 from pipelines.normalization import NormalizationPipeline
 from pipelines.storage import captured_page, crawl_status
@@ -272,7 +273,9 @@ class _Resolver:
             with Session(self.engine) as session:
                 self.files[record_id] = session.scalar(
                     select(Payload.warc_file).where(
-                        Payload.sha256 == payload_sha256, Payload.warc_record_id == record_id
+                        Payload.sha256_prefix == digest_prefix(payload_sha256),
+                        Payload.sha256 == payload_sha256,
+                        Payload.warc_record_id == record_id,
                     )
                 )
         return self.files[record_id]

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, select
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    event,
+    select,
+)
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from models.base import Base
@@ -55,18 +66,39 @@ class Crawl(Base):
     __table_args__ = (Index("ix_crawls_market_started", "market_id", "started_at"),)
 
 
+def digest_prefix(sha256: str) -> int:
+    """The first 64 bits of a hex SHA-256 digest as a signed 64-bit integer (`payloads.sha256_prefix`).
+
+    Signed, as PostgreSQL's BIGINT and SQLite's INTEGER hold it: `('x' || left(sha256, 16))::bit(64)::bigint`.
+    """
+    prefix = int(sha256[:16], 16)
+    return prefix - (1 << 64) if prefix >= 1 << 63 else prefix
+
+
+def _prefix_default(context: Any) -> int:
+    return digest_prefix(context.get_current_parameters()["sha256"])
+
+
 class Payload(Base):
     """A page body the archive holds: stored once however many fetches, crawls or URLs returned it.
 
     The bytes live in the raw store (dnm.rawstore): `warc_file` (relative to DNM_RAW_DIR) and the
     response record holding them. Both are None when the raw capture failed or was off for the fetch
     that brought the body; a later capture of the same body fills them in.
+
+    Found by digest through `sha256_prefix` (`digest_prefix`), with the full digest compared on the row:
+    `Payload.sha256_prefix == digest_prefix(x), Payload.sha256 == x`. On SQLite that column is the only
+    index (revision 0007): a night adds thousands of bodies, each at a random place of the digest index,
+    and an index of 64-hex-character keys four times the size of one of integers took each of them to a
+    page of its own. A trigger keeps digests unique there. PostgreSQL, where several crawls may write at
+    once and insert with ON CONFLICT, keeps its unique index on the digest and needs no other.
     """
 
     __tablename__ = "payloads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sha256_prefix: Mapped[int] = mapped_column(BigInteger, default=_prefix_default)
     size: Mapped[int] = mapped_column(Integer)
     warc_file: Mapped[str | None] = mapped_column(String(500))
     warc_record_id: Mapped[str | None] = mapped_column(String(100))
@@ -74,7 +106,19 @@ class Payload(Base):
     # The payloads of one WARC file (crash recovery unlinks those whose record never reached it). Keyed
     # by file first: a night's new payloads land side by side at the end of this index, where one keyed
     # by the (random) record id alone had each of them dirty a page of its own (revision 0006).
-    __table_args__ = (Index("ix_payloads_warc_file", "warc_file", "warc_record_id"),)
+    __table_args__ = (
+        Index("ix_payloads_warc_file", "warc_file", "warc_record_id"),
+        UniqueConstraint("sha256", name="uq_payloads_sha256").ddl_if(dialect="postgresql"),
+        Index("ix_payloads_sha256_prefix", "sha256_prefix").ddl_if(dialect="sqlite"),
+    )
+
+
+# SQLite's uniqueness of digests, checked through the prefix index (revision 0007 creates it in archives
+# made before; `sqlite_master` holds it as written here).
+PAYLOAD_DIGEST_UNIQUE = """CREATE TRIGGER payloads_sha256_unique BEFORE INSERT ON payloads
+WHEN EXISTS (SELECT 1 FROM payloads WHERE sha256_prefix = NEW.sha256_prefix AND sha256 = NEW.sha256)
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: payloads.sha256'); END"""
+event.listen(Payload.__table__, "after_create", DDL(PAYLOAD_DIGEST_UNIQUE).execute_if(dialect="sqlite"))
 
 
 class Url(Base):

@@ -144,6 +144,17 @@ def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | b
     return False
 
 
+def include_object(dialect: str) -> Any:
+    """Alembic's `include_object` for comparing the models with an archive on `dialect`: an index or
+    constraint the models create on another backend only (`ddl_if(dialect=...)`) is left out."""
+
+    def include(obj: Any, _name: str | None, _type: str, reflected: bool, _compare_to: Any) -> bool:
+        condition = None if reflected else getattr(obj, "_ddl_if", None)
+        return condition is None or condition.dialect is None or condition.dialect == dialect
+
+    return include
+
+
 def revision(message: str) -> Path:
     """Autogenerate the next migration from the models' difference with a scratch archive at head."""
     from models.db import open_engine

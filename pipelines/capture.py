@@ -36,6 +36,7 @@ from dnm.rawstore import (
 )
 from dnm.recovery import record_warc_file
 from models import Payload
+from models.crawl import digest_prefix
 from models.db import open_engine
 from pipelines.diskfull import disk_failure, stop_crawl
 from pipelines.killpoints import KillPoint
@@ -51,7 +52,9 @@ def earlier_payloads(engine: Engine) -> Any:
         with engine.connect() as connection:
             row = connection.execute(
                 select(Payload.warc_file, Payload.warc_record_id).where(
-                    Payload.sha256 == payload_sha256, Payload.warc_record_id.is_not(None)
+                    Payload.sha256_prefix == digest_prefix(payload_sha256),
+                    Payload.sha256 == payload_sha256,
+                    Payload.warc_record_id.is_not(None),
                 )
             ).first()
         if row is None:

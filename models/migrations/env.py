@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
 
 import models  # noqa: F401  (registers every table on the metadata)
 from models.base import Base
-from models.migrate import render_item
+from models.migrate import include_object, render_item
 
 config = context.config
 
@@ -28,7 +30,18 @@ OPTIONS: dict[str, Any] = {
 
 def run_offline() -> None:
     """Print the SQL of the migrations (`--sql`) instead of running it."""
-    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True, **OPTIONS)
+    url = make_url(config.get_main_option("sqlalchemy.url") or "sqlite://")
+    context.configure(
+        url=url, literal_binds=True, include_object=include_object(url.get_backend_name()), **OPTIONS
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection, include_object=include_object(connection.dialect.name), **OPTIONS
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -37,18 +50,14 @@ def run_online() -> None:
     """Run the migrations on the caller's connection, or on one opened from the configured URL."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, **OPTIONS)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run(connection)
         return
     from models.db import open_engine  # the archive's own connection settings (SQLite pragmas)
 
     engine = open_engine(config.get_main_option("sqlalchemy.url"), create=False)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, **OPTIONS)
-            with context.begin_transaction():
-                context.run_migrations()
+            _run(connection)
     finally:
         engine.dispose()
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.digest_index import VARIANTS, RowsOnly, build, main, prefix
+from bench.digest_index import VARIANTS, RowsOnly, build, main
 from bench.synthetic_market import MarketShape
+from models.crawl import digest_prefix
 
 pytestmark = pytest.mark.sqlite_only("times SQLite's own indexes on copies of a SQLite file")
 
@@ -41,14 +42,15 @@ def test_each_way_adds_a_nights_rows(tmp_path: Path, variant: str) -> None:
     assert after["pages"] == before["pages"] + 2 * len(pages)
     assert after["listing_sightings"] == before["listing_sightings"] + 2 * listings
     with sqlite3.connect(run.path) as connection:
-        if variant == "prefix":
-            # The archive's payloads again, then the new ones, each keyed by its digest's first 64 bits.
-            rows = connection.execute("SELECT sha_prefix, sha256 FROM payloads_prefix").fetchall()
+        if variant == "text":
+            # The archive's payloads again, then the new ones, keyed by the whole digest as 0006 kept them.
+            rows = connection.execute("SELECT sha256 FROM payloads_text").fetchall()
             assert len(rows) == before["payloads"] + 2 * new_bodies
-            assert all(key == prefix(sha) for key, sha in rows)
             assert after["payloads"] == before["payloads"]
         else:
             assert after["payloads"] == before["payloads"] + 2 * new_bodies
+            rows = connection.execute("SELECT sha256_prefix, sha256 FROM payloads").fetchall()
+            assert all(key == digest_prefix(sha) for key, sha in rows)
         # Every page written points at a payload there is.
         orphans = connection.execute(
             f"SELECT count(*) FROM pages WHERE payload_id NOT IN (SELECT id FROM {run.payloads})"

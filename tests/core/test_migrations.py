@@ -31,6 +31,7 @@ from models.migrate import (
     current_revision,
     downgrade,
     head_revision,
+    include_object,
     upgrade,
 )
 from models.types import ExactDecimal, UTCDateTime
@@ -64,7 +65,10 @@ def migrate(engine: Engine, action: str = "upgrade", revision: str = "head") -> 
 def drift(engine: Engine) -> list[Any]:
     """What Alembic finds different between the database and the models (types included)."""
     with engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include_object(connection.dialect.name)}
+        )
+        return compare_metadata(context, Base.metadata)
 
 
 def revision_of(engine: Engine) -> str | None:
