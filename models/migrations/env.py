@@ -31,17 +31,16 @@ OPTIONS: dict[str, Any] = {
 def run_offline() -> None:
     """Print the SQL of the migrations (`--sql`) instead of running it."""
     url = make_url(config.get_main_option("sqlalchemy.url") or "sqlite://")
-    context.configure(
-        url=url, literal_binds=True, include_object=include_object(url.get_backend_name()), **OPTIONS
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    _migrate(url.get_backend_name(), url=url, literal_binds=True)
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection, include_object=include_object(connection.dialect.name), **OPTIONS
-    )
+    _migrate(connection.dialect.name, connection=connection)
+
+
+def _migrate(dialect: str, **target: Any) -> None:
+    """Run the migrations on `target` (a connection, or a URL to print SQL for) on this dialect."""
+    context.configure(include_object=include_object(dialect), **target, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -115,12 +115,13 @@ def test_lookups_by_digest_go_through_the_prefix_index(engine: Engine) -> None:
     crawl(engine, {"http://m/a": TWINS[0]}, NOW)
     # What the next crawl's writer asks of payloads (its lookups run on the driver's cursor).
     asked: list[tuple[str, Any]] = []
-    capture = patch.object(
-        _DriverStatement, "fetch", autospec=True, side_effect=lambda statement, connection, *parameters: (
-            asked.append((statement.sql, parameters)) or fetch(statement, connection, *parameters))
-    )  # fmt: skip
     fetch = _DriverStatement.fetch
-    with capture:
+
+    def noted(statement: _DriverStatement, connection: Any, *parameters: Any) -> Any:
+        asked.append((statement.sql, parameters))
+        return fetch(statement, connection, *parameters)
+
+    with patch.object(_DriverStatement, "fetch", autospec=True, side_effect=noted):
         crawl(engine, {"http://m/a": TWINS[1], "http://m/b": DIGESTS[0]}, NOW + timedelta(days=1))
     lookups = [(sql, parameters) for sql, parameters in asked if "FROM payloads" in sql]
     # As the capture pipeline and re-parse look a digest up.
