@@ -72,6 +72,27 @@ TOR_PATH = (
 )  # fmt: skip
 
 
+# `make test` runs the SQLite pass as two processes (tests/passes.py): the Tor tests (everything under
+# tests/tor/ and the Tor path above), which mostly wait on tors bootstrapping and circuits, and the rest.
+# DNM_TEST_PART picks one ("tor" or "no-tor"); unset, a session runs both.
+TOR_TESTS = ("tests/tor/", *TOR_PATH)
+TEST_PARTS = ("tor", "no-tor")
+TEST_PART = os.environ.get("DNM_TEST_PART", "").strip().lower() or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_PART is None:
+        return
+    if TEST_PART not in TEST_PARTS:
+        raise pytest.UsageError(f"DNM_TEST_PART={TEST_PART!r}: use one of {', '.join(TEST_PARTS)}")
+    wanted = TEST_PART == "tor"
+    kept = [item for item in items if item.nodeid.startswith(TOR_TESTS) == wanted]
+    deselected = [item for item in items if item.nodeid.startswith(TOR_TESTS) != wanted]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 def _backend_independent(item: pytest.Item) -> bool:
     if not item.nodeid.startswith(BACKEND_INDEPENDENT):
         return False
@@ -175,10 +196,11 @@ def require_postgresql() -> None:
     pytest.skip(reason)
 
 
-# A Redis database of its own per pass (the SQLite and PostgreSQL passes may run at the same time, and the
-# scale-out tests name the demo markets' crawls in Redis), never a user's database 0.
+# A Redis database of its own per pass and part (they may run at the same time, and the scale-out tests
+# name the demo markets' crawls in Redis), never a user's database 0.
 REDIS_URL = os.environ.get(
-    "DNM_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{14 if TEST_DATABASE == 'sqlite' else 15}"
+    "DNM_TEST_REDIS_URL",
+    f"redis://127.0.0.1:6379/{15 if TEST_DATABASE != 'sqlite' else 13 if TEST_PART == 'tor' else 14}",
 )
 
 
