@@ -252,8 +252,11 @@ class ArchiveWriter:
         self._keyed_categories: set[str] = set()
         self._keys: dict[str, int] = {}
         self._key_links: dict[tuple[int, int], int] = {}
-        # Archived feedback by vendor and text hash, loaded for the (vendor, text) pairs the crawl shows.
+        # Archived feedback by vendor and text hash, loaded for the (vendor, text) pairs the crawl shows,
+        # and how far back each pair is loaded: the archived feedback posted up to then (its window's
+        # latest end) cannot be one the crawl has shown so far (None: all of the pair's is loaded).
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
+        self._feedback_since: dict[tuple[int, str], datetime | None] = {}
         # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
         self._states: dict[str, dict[int, tuple[int, str, str]]] = {"listing": {}, "vendor": {}}
         # Each listing's page body and state in the market's last crawl: the same bytes read by the same
@@ -616,7 +619,9 @@ class ArchiveWriter:
         new_categories: dict[str, dict[str, Any]] = {}
         new_keys: dict[str, dict[str, Any]] = {}
         sighted: dict[str, set[str]] = {"listing": set(), "vendor": set()}
-        feedback_shown: list[tuple[str, str]] = []  # (vendor key, text hash)
+        # (vendor key, text hash) -> the earliest its sightings in the batch may have been posted (None: any
+        # time): archived feedback with those words whose window ends before then cannot be one of them.
+        feedback_shown: dict[tuple[str, str], datetime | None] = {}
         market, vendors, listings, seen = self.market_id, self._vendors, self._listings, self._seen
         latest_states, parser = self._states["listing"], self.profile.parser_version
 
@@ -678,7 +683,12 @@ class ArchiveWriter:
                                                      "first_seen_at": at}  # fmt: skip
                 elif record.kind == "feedback":
                     vendor(values["vendor_id"], None, at)
-                    feedback_shown.append((values["vendor_id"], _text_sha256(values)))
+                    pair = (values["vendor_id"], _text_sha256(values))
+                    since = _posted_since(values.get("posted"))
+                    if pair not in feedback_shown:
+                        feedback_shown[pair] = since
+                    elif feedback_shown[pair] is not None:
+                        feedback_shown[pair] = None if since is None else min(since, feedback_shown[pair])
                     listing_key = values.get("listing_id")
                     if listing_key:
                         listing(listing_key, at)
@@ -697,12 +707,15 @@ class ArchiveWriter:
                     self._keyed_categories.add(path_key)
         if new_keys:
             self._key_ids(connection, new_keys)
-        loaded = self._feedback
-        unloaded = [
-            (vendors[key], text_sha256)
-            for key, text_sha256 in dict.fromkeys(feedback_shown)
-            if text_sha256 not in loaded.get(vendors[key], ())
-        ]
+        unloaded = []
+        for (key, text_sha256), since in feedback_shown.items():
+            pair = (vendors[key], text_sha256)
+            if pair not in self._feedback_since:
+                unloaded.append((*pair, since))
+                continue
+            loaded = self._feedback_since[pair]
+            if loaded is not None and (since is None or since < loaded):
+                unloaded.append((*pair, since))  # shown now with an older window than before
         if unloaded:
             self._load_feedback(connection, unloaded)
 
@@ -726,32 +739,40 @@ class ArchiveWriter:
         if missing:
             self._keys.update(self._insert_entities(connection, _PGP_KEYS, missing))
 
-    def _load_feedback(self, connection: Connection, shown: list[tuple[int, str]]) -> None:
-        """The archived feedback of each (vendor id, text hash) pair, on the pair's first showing in this
-        crawl: only those can be the same feedback again. A vendor's archived feedback grows every night
-        while its pages show the newest few; words repeat ("A+++"), so a pair may bring back many."""
-        for vendor_id, text_sha256 in shown:
-            self._feedback.setdefault(vendor_id, {})[text_sha256] = []
+    def _load_feedback(self, connection: Connection, shown: list[tuple[int, str, datetime | None]]) -> None:
+        """The archived feedback of each (vendor id, text hash) pair the batch shows that could be one of
+        its sightings: only feedback with the same words can be the same again, and only if its posting
+        window reaches the earliest the pair's sightings may have been posted (`since`; None: any time).
+
+        A vendor's archived feedback grows every night while its pages show the newest few, and words
+        repeat ("A+++"), so a pair's feedback of all time would be read back every night, more each night.
+        A pair loaded before is read again from its new `since` on, keeping the rows already loaded (this
+        crawl may have narrowed their windows)."""
+        for vendor_id, text_sha256, since in shown:
+            self._feedback.setdefault(vendor_id, {}).setdefault(text_sha256, [])
+            self._feedback_since[vendor_id, text_sha256] = since
         # A re-parse files its own feedback (it is no new sighting of the market's), and a crawl never
         # takes a re-parse's feedback for the market's: re-reading old pages must not count as sales.
         if self.setup.reparse_of is not None:
             return
         for chunk in _chunks(connection, shown):
-            wanted = _pairs(connection, chunk, Feedback.vendor_id, Feedback.text_sha256)
-            query = (
-                select(
-                    Feedback.vendor_id, Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating,
-                    Feedback.listing_id, Feedback.posted_earliest, Feedback.posted_latest,
-                    Feedback.last_crawl_id,
-                )
-                .select_from(wanted)
-                .join(Feedback, (Feedback.vendor_id == wanted.c[0]) & (Feedback.text_sha256 == wanted.c[1]))
-                .join(Crawl, Feedback.first_crawl_id == Crawl.id)
-                .where(Crawl.reparse_of.is_(None))
-                .order_by(Feedback.id)
-            )  # fmt: skip
-            for vendor_id, feedback_id, text_sha256, *rest in connection.execute(query).all():
-                self._feedback[vendor_id][text_sha256].append(_KnownFeedback(feedback_id, *rest))
+            wanted = _rows_table(
+                connection, chunk, Feedback.vendor_id, Feedback.text_sha256, Feedback.posted_latest
+            )
+            loaded: dict[tuple[int, str], set[int]] = {}
+            for vendor_id, feedback_id, text_sha256, *rest in connection.execute(
+                _archived_feedback(wanted)
+            ).all():
+                known = self._feedback[vendor_id][text_sha256]
+                ids = loaded.get((vendor_id, text_sha256))
+                if ids is None:
+                    ids = loaded[vendor_id, text_sha256] = {k.id for k in known}
+                if feedback_id not in ids:  # else loaded by an earlier batch, and perhaps narrowed since
+                    known.append(_KnownFeedback(feedback_id, *rest))
+            for vendor_id, text_sha256 in loaded:
+                # In archive order, this crawl's new feedback (no id yet) last: the first that matches a
+                # sighting takes it, as when each pair was read whole at once.
+                self._feedback[vendor_id][text_sha256].sort(key=_archive_order)
 
     def _category_id(self, connection: Connection, path: list[str], key: str | None = None) -> int:
         path_key = " > ".join(path)
@@ -1095,24 +1116,38 @@ def _among(connection: Connection, column: Any, values: list[Any]) -> Any:
     return column.in_(values)
 
 
-def _pairs(connection: Connection, pairs: list[tuple[Any, Any]], first: Any, second: Any) -> Any:
-    """A table of these pairs of values, its two columns typed as `first` and `second`, to join on.
+def _rows_table(connection: Connection, rows: list[tuple[Any, ...]], *columns: Any) -> Any:
+    """A table of these rows of values, its columns named c0, c1, ... and typed as `columns`, to join on.
 
-    As `_among`, for pairs: the values as two arrays unnested on PostgreSQL, one JSON array of pairs on
-    SQLite (joined first, so each pair is one lookup in an index on both columns), a VALUES list elsewhere.
+    As `_among`, for rows: the values as one array a column unnested on PostgreSQL, one JSON array of rows
+    on SQLite (each value through its column type's bind processing first, so it compares with the stored
+    ones; joined first, so each row is one lookup in an index), a VALUES list elsewhere.
     """
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        firsts = bindparam(None, [pair[0] for pair in pairs], type_=ARRAY(first.type))
-        seconds = bindparam(None, [pair[1] for pair in pairs], type_=ARRAY(second.type))
-        return func.unnest(firsts, seconds).table_valued("first", "second").render_derived()
-    if dialect == "sqlite":
-        listed = func.json_each(bindparam(None, json.dumps(pairs), type_=String())).table_valued("value")
+    dialect = connection.dialect
+    names = [f"c{n}" for n in range(len(columns))]
+    if dialect.name == "postgresql":
+        arrays = [
+            bindparam(None, [row[n] for row in rows], type_=ARRAY(column.type))
+            for n, column in enumerate(columns)
+        ]
+        return func.unnest(*arrays).table_valued(*names).render_derived()
+    if dialect.name == "sqlite":
+        processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+        if any(processors):
+            rows = [
+                tuple(
+                    value if process is None else process(value)
+                    for process, value in zip(processors, row, strict=True)
+                )
+                for row in rows
+            ]
+        listed = func.json_each(bindparam(None, json.dumps(rows), type_=String())).table_valued("value")
         return select(
-            func.json_extract(listed.c.value, "$[0]").label("first"),
-            func.json_extract(listed.c.value, "$[1]").label("second"),
+            *(func.json_extract(listed.c.value, f"$[{n}]").label(name) for n, name in enumerate(names))
         ).subquery()
-    return values_table(column("first", first.type), column("second", second.type), name="pairs").data(pairs)
+    return values_table(
+        *(column(name, c.type) for name, c in zip(names, columns, strict=True)), name="rows"
+    ).data(rows)
 
 
 def _serialized(connection: Connection) -> bool:
@@ -1526,6 +1561,38 @@ def _region_roles(values: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     excluded = [*(ships_to.excluded if ships_to else ()), *(excluded_apart.codes if excluded_apart else ())]
     roles.append(("excluded", tuple(dict.fromkeys(excluded))))
     return roles
+
+
+def _archived_feedback(wanted: Any) -> Any:
+    """The market's own feedback (not a re-parse's) of each (vendor id, text hash, since) row of `wanted`
+    whose posting window reaches `since` (or any, where since is null), in archive order."""
+    vendor_id, text_sha256, since = wanted.c
+    return (
+        select(
+            Feedback.vendor_id, Feedback.id, Feedback.text_sha256, Feedback.buyer, Feedback.rating,
+            Feedback.listing_id, Feedback.posted_earliest, Feedback.posted_latest, Feedback.last_crawl_id,
+        )
+        .select_from(wanted)
+        .join(Feedback, (Feedback.vendor_id == vendor_id) & (Feedback.text_sha256 == text_sha256))
+        .join(Crawl, Feedback.first_crawl_id == Crawl.id)
+        .where(
+            Crawl.reparse_of.is_(None),
+            since.is_(None) | Feedback.posted_latest.is_(None) | (Feedback.posted_latest >= since),
+        )
+        .order_by(Feedback.id)
+    )  # fmt: skip
+
+
+def _posted_since(posted: TimeSpan | None) -> datetime | None:
+    """The earliest a feedback shown with this posting window was posted; None when the window is open
+    (`_overlaps` then takes it to overlap any other, so any archived feedback may be the same)."""
+    if posted is None or posted.earliest is None or posted.latest is None:
+        return None
+    return posted.earliest
+
+
+def _archive_order(known: _KnownFeedback) -> tuple[bool, int]:
+    return (known.id == 0, known.id)
 
 
 def _overlaps(earliest: datetime | None, latest: datetime | None, other: _KnownFeedback) -> bool:

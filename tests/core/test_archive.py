@@ -119,3 +119,35 @@ def test_a_crawl_reads_only_the_archived_feedback_with_the_words_it_shows(engine
     with Session(engine) as session:
         sightings = sorted(tuple(row) for row in session.execute(select(Feedback.text, Feedback.sightings)))
     assert sightings == [("as described", 1), ("fast", 2), ("stealthy", 2)]
+
+
+def test_a_crawl_reads_back_only_feedback_whose_window_reaches_what_it_shows(engine) -> None:
+    # "A+++" every week for a year: a vendor page showing this week's reads this week's, not the year's;
+    # a later page of the same crawl showing an older one reads back that far, keeping what it narrowed.
+    weeks = [(NOW - timedelta(weeks=w, days=1), NOW - timedelta(weeks=w)) for w in range(52)]
+    crawl(engine, [feedback("A+++", *window) for window in weeks])
+    writer = ArchiveWriter(engine, load_profile("hollowmere"), SETUP)
+    writer.begin()
+    later = NOW + timedelta(days=1)
+    this_week = (weeks[0][0] + timedelta(hours=6), weeks[0][1])  # shown again, its window narrower
+    writer.write_page(page("http://m/vendor/v1", later), [feedback("A+++", *this_week)])
+    (loaded,) = writer._feedback.values()
+    assert [(k.earliest, k.latest) for k in loaded[hashlib.sha256(b"A+++").hexdigest()]] == [this_week]
+    writer.write_page(page("http://m/vendor/v1?page=9", later), [feedback("A+++", *weeks[10])])
+    (known,) = loaded.values()
+    assert [(k.earliest, k.latest) for k in known] == [this_week, *weeks[1:11]]  # in archive order
+    # Open windows ("a while ago") may be any feedback: the pair is then read whole.
+    writer.write_page(page("http://m/vendor/v1?page=99", later), [
+        Record(kind="feedback", values={"vendor_id": "v1", "text": "A+++", "buyer": "a...1", "rating": 5})
+    ])  # fmt: skip
+    assert len(known) == 52
+    writer.finish("complete", None, {})
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Feedback.posted_earliest, Feedback.sightings).order_by(Feedback.id)
+        ).all()
+    # Each shown one was taken for the archived one with its window (none stored twice), the open one
+    # for the first not yet sighted by this crawl, in archive order.
+    assert len(rows) == 52
+    assert [n for n, (_, sightings) in enumerate(rows) if sightings == 2] == [0, 1, 10]
+    assert rows[0].posted_earliest == this_week[0]
