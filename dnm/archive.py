@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -253,8 +253,8 @@ class ArchiveWriter:
         self._keys: dict[str, int] = {}
         self._key_links: dict[tuple[int, int], int] = {}
         # Archived feedback by vendor and text hash, loaded for the (vendor, text) pairs the crawl shows,
-        # and how far back each pair is loaded: the archived feedback posted up to then (its window's
-        # latest end) cannot be one the crawl has shown so far (None: all of the pair's is loaded).
+        # and how far back each pair is loaded: archived feedback whose window ends before then cannot be
+        # one the crawl has shown so far (None: all of the pair's is loaded).
         self._feedback: dict[int, dict[str, list[_KnownFeedback]]] = {}
         self._feedback_since: dict[tuple[int, str], datetime | None] = {}
         # The latest state of each of the market's listings and vendors: (state id, content hash, parser).
@@ -770,9 +770,9 @@ class ArchiveWriter:
                 if feedback_id not in ids:  # else loaded by an earlier batch, and perhaps narrowed since
                     known.append(_KnownFeedback(feedback_id, *rest))
             for vendor_id, text_sha256 in loaded:
-                # In archive order, this crawl's new feedback (no id yet) last: the first that matches a
+                # In archive order (earlier batches' feedback has its ids by now): the first that matches a
                 # sighting takes it, as when each pair was read whole at once.
-                self._feedback[vendor_id][text_sha256].sort(key=_archive_order)
+                self._feedback[vendor_id][text_sha256].sort(key=attrgetter("id"))
 
     def _category_id(self, connection: Connection, path: list[str], key: str | None = None) -> int:
         path_key = " > ".join(path)
@@ -1589,10 +1589,6 @@ def _posted_since(posted: TimeSpan | None) -> datetime | None:
     if posted is None or posted.earliest is None or posted.latest is None:
         return None
     return posted.earliest
-
-
-def _archive_order(known: _KnownFeedback) -> tuple[bool, int]:
-    return (known.id == 0, known.id)
 
 
 def _overlaps(earliest: datetime | None, latest: datetime | None, other: _KnownFeedback) -> bool:
