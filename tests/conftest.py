@@ -86,8 +86,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if TEST_PART not in TEST_PARTS:
         raise pytest.UsageError(f"DNM_TEST_PART={TEST_PART!r}: use one of {', '.join(TEST_PARTS)}")
     wanted = TEST_PART == "tor"
-    kept = [item for item in items if item.nodeid.startswith(TOR_TESTS) == wanted]
-    deselected = [item for item in items if item.nodeid.startswith(TOR_TESTS) != wanted]
+    kept, deselected = [], []
+    for item in items:
+        (kept if item.nodeid.startswith(TOR_TESTS) == wanted else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
