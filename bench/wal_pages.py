@@ -4,8 +4,11 @@
 nights 1 to N-1 of the synthetic market (bench.synthetic_market) into a fresh SQLite archive, then night
 N with no checkpoint, so every page its transactions wrote stays in the log. Each page number in the
 log's frame headers is named by the table or index that owns it (SQLite's `dbstat` table) and the
-table prints, per owner, the pages written and the pages it has. An index a night's rows scatter into
-shows most of its pages written, and that cost grows with the archive; one they append to shows a few.
+table prints, per owner, the pages written, the pages it has, and the frames: a page goes to the log
+once per transaction that changes it, so the frames are what the night's commits wrote and its
+checkpoints copied. An index a night's rows scatter into shows most of its pages written (and more
+frames than pages: every batch comes back to them), and that cost grows with the archive; one they
+append to shows a few.
 bench/README.md ("indexes that grow at the end") reads it; tests/core/test_archive_locality.py checks it.
 """
 
@@ -37,9 +40,14 @@ WAL_HEADER, FRAME_HEADER = 32, 24
 
 @dataclass(frozen=True)
 class Written:
-    """Pages one night wrote, and the pages there are, per table or index."""
+    """Pages one night wrote, the frames it wrote them in, and the pages there are, per table or index.
+
+    A page is written to the log once per transaction that changes it (a frame each): the frames are what
+    the night's commits wrote and its checkpoints copied, the distinct pages how much of each owner it
+    touched."""
 
     written: Counter[str]
+    frames: Counter[str]
     sizes: Counter[str]
 
     @property
@@ -47,13 +55,13 @@ class Written:
         return sum(self.written.values())
 
 
-def pages_in_wal(wal: Path) -> set[int]:
-    """The page numbers of the frames in a write-ahead log."""
+def frames_in_wal(wal: Path) -> list[int]:
+    """The page number of each frame in a write-ahead log, in log order."""
     data = wal.read_bytes()
     page_size = struct.unpack(">I", data[8:12])[0]
-    pages, offset = set(), WAL_HEADER
+    pages, offset = [], WAL_HEADER
     while offset + FRAME_HEADER + page_size <= len(data):
-        pages.add(struct.unpack(">I", data[offset : offset + 4])[0])
+        pages.append(struct.unpack(">I", data[offset : offset + 4])[0])
         offset += FRAME_HEADER + page_size
     return pages
 
@@ -77,12 +85,16 @@ def night_written(engine: Engine, shape: MarketShape, nights: int, batch: int = 
     try:
         with mock.patch.object(dnm.archive.WalCheckpointer, "for_engine", return_value=None):
             ingest(engine, shape, SETUP, last, batch)
-        pages = pages_in_wal(archive.with_name(archive.name + "-wal"))
+        frames = frames_in_wal(archive.with_name(archive.name + "-wal"))
     finally:
         event.remove(engine, "connect", _no_autocheckpoint)
         engine.dispose()
     owner = page_owners(archive)
-    return Written(Counter(owner[page] for page in pages if page in owner), Counter(owner.values()))
+    return Written(
+        Counter(owner[page] for page in set(frames) if page in owner),
+        Counter(owner[page] for page in frames if page in owner),
+        Counter(owner.values()),
+    )
 
 
 def _no_autocheckpoint(dbapi_connection: sqlite3.Connection, _: object) -> None:
@@ -109,11 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except sqlite3.OperationalError as exc:
             print(f"this SQLite cannot say which table owns a page (dbstat): {exc}", file=sys.stderr)
             return 2
-    print(f"night {args.nights} wrote {written.total:,} distinct pages")
-    print(f"{'table or index':45} {'written':>9} {'of pages':>9} {'share':>6}")
+    frames = sum(written.frames.values())
+    print(f"night {args.nights} wrote {written.total:,} distinct pages in {frames:,} frames")
+    print(f"{'table or index':45} {'written':>9} {'of pages':>9} {'share':>6} {'frames':>9} {'of all':>6}")
     for name, count in written.written.most_common():
-        size = written.sizes[name]
-        print(f"{name:45} {count:>9,} {size:>9,} {count / size:>6.0%}")
+        size, owned = written.sizes[name], written.frames[name]
+        print(f"{name:45} {count:>9,} {size:>9,} {count / size:>6.0%} {owned:>9,} {owned / frames:>6.0%}")
     return 0
 
 

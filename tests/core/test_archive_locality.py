@@ -2,9 +2,11 @@
 the archive (revision 0006; bench/README.md, "indexes that grow at the end").
 
 Read off SQLite itself (bench.wal_pages): the pages one night's transactions wrote to the write-ahead
-log, each named by the table or index that owns it. An index keyed by listing first, or by a random
-WARC record id, takes a night's rows to every part of itself and the night rewrites most of its pages;
-keyed by crawl first, or by WARC file first, the rows go to its end.
+log, each named by the table or index that owns it, and the frames it went there in (once per transaction
+that changed it). An index keyed by listing first, or by a random WARC record id, takes a night's rows to
+every part of itself and the night rewrites most of its pages; keyed by crawl first, or by WARC file
+alone, the rows go to its end (keyed by file and record id, to the night's part of it, which each batch
+rewrites: revision 0008).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def test_a_night_writes_the_end_of_its_indexes_not_all_of_them(tmp_path: Path) -
         assert written.written[name] <= MAX_SHARE * written.sizes[name], (
             f"one night wrote {written.written[name]} of the {written.sizes[name]} pages of {name}"
         )
+    # Each batch of the night appends to the payloads' WARC index as to the payload table itself: about
+    # as many log frames. Keyed by file and (random) record id, every batch came back to most of the
+    # night's pages of it: about twice the table's frames (revision 0008).
+    assert written.frames["ix_payloads_warc_file"] <= 1.5 * written.frames["payloads"], written.frames
     # The one a night still scatters into (deduplication looks bodies up by digest): the method sees it.
     # Keyed by the digest's first 64 bits (revision 0007), it is a fifth of the size the 64 hex
     # characters made it (about half the payload table's), so a night dirties that many fewer pages.
