@@ -21,9 +21,9 @@ demo: $(STAMP)
 # fresh database on the local server (DNM_TEST_DATABASE, tests/conftest.py; docs/postgresql.md). The two
 # passes run side by side, the SQLite one as two processes, its Tor tests apart (tests/passes.py: mostly
 # waiting on crawls and tors, they share the cores; one after the other they would not fit CI's half hour),
-# each logging to var/test-logs/. Tests that open no
-# archive, and the Tor-path tests, run in the SQLite pass only (tests/conftest.py). Under CI=true a PostgreSQL,
-# Redis or tor that does not answer fails the tests that need it.
+# each logging to var/test-logs/. Tests that open no archive, and the Tor-path tests, run in the SQLite pass
+# only (tests/conftest.py). Under CI=true a PostgreSQL, Redis or tor that does not answer fails the tests
+# that need it.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.passes

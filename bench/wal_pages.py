@@ -40,11 +40,7 @@ WAL_HEADER, FRAME_HEADER = 32, 24
 
 @dataclass(frozen=True)
 class Written:
-    """Pages one night wrote, the frames it wrote them in, and the pages there are, per table or index.
-
-    A page is written to the log once per transaction that changes it (a frame each): the frames are what
-    the night's commits wrote and its checkpoints copied, the distinct pages how much of each owner it
-    touched."""
+    """Pages one night wrote, the log frames it wrote them in, and the pages there are, per table or index."""
 
     written: Counter[str]
     frames: Counter[str]
@@ -59,11 +55,11 @@ def frames_in_wal(wal: Path) -> list[int]:
     """The page number of each frame in a write-ahead log, in log order."""
     data = wal.read_bytes()
     page_size = struct.unpack(">I", data[8:12])[0]
-    pages, offset = [], WAL_HEADER
+    frames, offset = [], WAL_HEADER
     while offset + FRAME_HEADER + page_size <= len(data):
-        pages.append(struct.unpack(">I", data[offset : offset + 4])[0])
+        frames.append(struct.unpack(">I", data[offset : offset + 4])[0])
         offset += FRAME_HEADER + page_size
-    return pages
+    return frames
 
 
 def page_owners(archive: Path) -> dict[int, str]:
